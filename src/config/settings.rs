@@ -1,0 +1,341 @@
+//! Typed settings. Field names follow the older gateway's `config.yaml` so its files load
+//! unchanged; fields it did not have carry defaults.
+
+use std::collections::BTreeMap;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use serde_aux::field_attributes::{deserialize_bool_from_anything, deserialize_number_from_string};
+
+/// Everything the gateway is configured with.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// Address to listen on.
+    #[serde(default = "default_host")]
+    pub host: String,
+    /// Port to listen on; 0 picks a free one (tests).
+    #[serde(default = "default_port", deserialize_with = "deserialize_number_from_string")]
+    pub port: u16,
+    /// Public base URL of the gateway; the OAuth `issuer` and the root of every canonical
+    /// resource URI. Empty means `http://{host}:{port}` (set after binding).
+    #[serde(default)]
+    pub issuer: String,
+    /// Key for signing cookies and CSRF tokens. The example value is refused unless `debug`.
+    pub session_secret: SecretString,
+    /// Development mode: relaxes the example-secret and `Origin` checks; never in production.
+    #[serde(default, deserialize_with = "deserialize_bool_from_anything")]
+    pub debug: bool,
+    /// Cross-origin settings for browser-based clients.
+    #[serde(default)]
+    pub cors: CorsSettings,
+    /// Where state lives.
+    #[serde(default)]
+    pub storage: StorageSettings,
+    /// Exactly one upstream identity provider, keyed by kind:
+    /// `google`, `github`, `okta`, `custom`, `oidc` or `dev`.
+    #[serde(default)]
+    pub oauth_providers: BTreeMap<String, ProviderSettings>,
+    /// The MCP services behind the gateway, keyed by the id used in `/{id}/mcp`.
+    #[serde(default)]
+    pub mcp_services: BTreeMap<String, ServiceSettings>,
+    /// Token and code lifetimes.
+    #[serde(default)]
+    pub tokens: TokenSettings,
+    /// Actor and worker sizing.
+    #[serde(default)]
+    pub runtime: RuntimeSettings,
+}
+
+/// CORS, as in the older gateway.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct CorsSettings {
+    /// Origins allowed to call the gateway from a browser. `"*"` allows any origin for CORS,
+    /// but the `Origin` check of the proxy stays on unless `debug` is set.
+    pub allow_origins: Vec<String>,
+    /// Whether browsers may send credentials.
+    pub allow_credentials: bool,
+    /// Methods allowed in CORS requests.
+    pub allow_methods: Vec<String>,
+    /// Request headers allowed in CORS requests (`"*"` for any).
+    pub allow_headers: Vec<String>,
+    /// Response headers exposed to scripts; `WWW-Authenticate` and `Mcp-Session-Id` always are.
+    pub expose_headers: Vec<String>,
+}
+
+impl Default for CorsSettings {
+    fn default() -> Self {
+        CorsSettings {
+            allow_origins: Vec::new(),
+            allow_credentials: false,
+            allow_methods: ["GET", "POST", "DELETE", "OPTIONS"].map(String::from).to_vec(),
+            allow_headers: [
+                "Authorization",
+                "Content-Type",
+                "Accept",
+                "MCP-Protocol-Version",
+                "Mcp-Session-Id",
+                "Last-Event-ID",
+                "Mcp-Method",
+                "Mcp-Name",
+            ]
+            .map(String::from)
+            .to_vec(),
+            expose_headers: vec!["WWW-Authenticate".into(), "Mcp-Session-Id".into()],
+        }
+    }
+}
+
+/// Storage backend selection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct StorageSettings {
+    /// `memory`, `redis` or `vault`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Start on memory (with a warning every minute) when the backend cannot be reached.
+    #[serde(deserialize_with = "deserialize_bool_from_anything")]
+    pub fallback_to_memory: bool,
+    /// Redis connection, when `type: redis`.
+    pub redis: RedisSettings,
+    /// Vault connection, when `type: vault`.
+    pub vault: VaultSettings,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        StorageSettings {
+            kind: "memory".into(),
+            fallback_to_memory: false,
+            redis: RedisSettings::default(),
+            vault: VaultSettings::default(),
+        }
+    }
+}
+
+/// Redis connection settings (older gateway's names plus `url` and `key_prefix`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RedisSettings {
+    /// Full `redis://` or `rediss://` URL; overrides host/port/password/db/ssl when set.
+    pub url: Option<String>,
+    /// Host name.
+    pub host: String,
+    /// Port.
+    #[serde(deserialize_with = "deserialize_number_from_string")]
+    pub port: u16,
+    /// Password, if any.
+    pub password: Option<SecretString>,
+    /// Database number.
+    #[serde(deserialize_with = "deserialize_number_from_string")]
+    pub db: i64,
+    /// Use TLS.
+    #[serde(deserialize_with = "deserialize_bool_from_anything")]
+    pub ssl: bool,
+    /// Pool size.
+    #[serde(deserialize_with = "deserialize_number_from_string")]
+    pub max_connections: u32,
+    /// Prefix of every key the gateway writes.
+    pub key_prefix: String,
+    /// Connect timeout in milliseconds.
+    #[serde(deserialize_with = "deserialize_number_from_string")]
+    pub connect_timeout_ms: u64,
+    /// Per-command timeout in milliseconds.
+    #[serde(deserialize_with = "deserialize_number_from_string")]
+    pub command_timeout_ms: u64,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            url: None,
+            host: "localhost".into(),
+            port: 6379,
+            password: None,
+            db: 0,
+            ssl: false,
+            max_connections: 20,
+            key_prefix: "mcp-gateway:".into(),
+            connect_timeout_ms: 2000,
+            command_timeout_ms: 2000,
+        }
+    }
+}
+
+/// Vault (KV v2) connection settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct VaultSettings {
+    /// Vault address, e.g. `https://vault.example.com:8200`.
+    pub url: String,
+    /// Token, for `auth_method: token`.
+    pub token: Option<SecretString>,
+    /// KV v2 mount.
+    pub mount_point: String,
+    /// Path under the mount where the gateway keeps its entries.
+    pub path_prefix: String,
+    /// Enterprise namespace, if any.
+    pub namespace: Option<String>,
+    /// `token` or `approle`.
+    pub auth_method: String,
+    /// AppRole role id.
+    pub role_id: Option<String>,
+    /// AppRole secret id.
+    pub secret_id: Option<SecretString>,
+    /// AppRole mount.
+    pub approle_mount: String,
+}
+
+impl Default for VaultSettings {
+    fn default() -> Self {
+        VaultSettings {
+            url: "http://127.0.0.1:8200".into(),
+            token: None,
+            mount_point: "secret".into(),
+            path_prefix: "mcp-gateway".into(),
+            namespace: None,
+            auth_method: "token".into(),
+            role_id: None,
+            secret_id: None,
+            approle_mount: "approle".into(),
+        }
+    }
+}
+
+/// One upstream identity provider. Which fields matter depends on the kind (the map key).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default)]
+pub struct ProviderSettings {
+    /// Client id registered at the provider.
+    pub client_id: String,
+    /// Client secret registered at the provider.
+    pub client_secret: Option<SecretString>,
+    /// Scopes requested upstream.
+    pub scopes: Vec<String>,
+    /// Authorization endpoint (`custom`; optional override elsewhere).
+    pub authorization_url: Option<String>,
+    /// Token endpoint (`custom`; optional override elsewhere).
+    pub token_url: Option<String>,
+    /// Userinfo endpoint (`custom`; optional override elsewhere).
+    pub userinfo_url: Option<String>,
+    /// OIDC issuer for discovery (`oidc`; also accepted by `okta`).
+    pub issuer: Option<String>,
+    /// Okta domain, e.g. `dev-123.okta.com` (`okta`).
+    pub domain: Option<String>,
+}
+
+/// One MCP service behind the gateway.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ServiceSettings {
+    /// Display name.
+    pub name: String,
+    /// Backend URL the proxy forwards `/{id}/mcp` to.
+    pub url: String,
+    /// The provider kind users of this service log in with; must be the configured one.
+    #[serde(default)]
+    pub oauth_provider: Option<String>,
+    /// Whether a token is required; `false` proxies anonymously.
+    #[serde(default = "default_true", deserialize_with = "deserialize_bool_from_anything")]
+    pub auth_required: bool,
+    /// Scopes this service knows; advertised in its protected-resource metadata.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Milliseconds to wait for the backend's response head.
+    #[serde(default = "default_timeout_ms", deserialize_with = "deserialize_number_from_string")]
+    pub timeout: u64,
+    /// Step-up: scopes needed per MCP method or tool name.
+    #[serde(default)]
+    pub tool_scopes: BTreeMap<String, Vec<String>>,
+}
+
+/// Lifetimes of what the gateway issues, in seconds.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct TokenSettings {
+    /// Access token lifetime.
+    #[serde(deserialize_with = "deserialize_number_from_string")]
+    pub access_token_ttl: u64,
+    /// Refresh token lifetime (each rotation starts a new one).
+    #[serde(deserialize_with = "deserialize_number_from_string")]
+    pub refresh_token_ttl: u64,
+    /// Window in which presenting a just-rotated refresh token again returns the same new pair
+    /// instead of revoking the family.
+    #[serde(deserialize_with = "deserialize_number_from_string")]
+    pub refresh_grace: u64,
+    /// Authorization code lifetime (at most 600).
+    #[serde(deserialize_with = "deserialize_number_from_string")]
+    pub code_ttl: u64,
+    /// How long a started login (consent page, upstream round trip) may take.
+    #[serde(deserialize_with = "deserialize_number_from_string")]
+    pub login_ttl: u64,
+    /// How long a remembered consent and the browser session cookie last.
+    #[serde(deserialize_with = "deserialize_number_from_string")]
+    pub consent_ttl: u64,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        TokenSettings {
+            access_token_ttl: 3600,
+            refresh_token_ttl: 30 * 24 * 3600,
+            refresh_grace: 10,
+            code_ttl: 60,
+            login_ttl: 600,
+            consent_ttl: 90 * 24 * 3600,
+        }
+    }
+}
+
+/// Process sizing.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct RuntimeSettings {
+    /// HTTP worker threads; 0 means one per core.
+    #[serde(deserialize_with = "deserialize_number_from_string")]
+    pub workers: usize,
+    /// Mailbox capacity of each state actor.
+    #[serde(deserialize_with = "deserialize_number_from_string")]
+    pub mailbox_capacity: usize,
+    /// Entries kept in the proxy's verified-token cache.
+    #[serde(deserialize_with = "deserialize_number_from_string")]
+    pub token_cache_size: usize,
+    /// Allow Client ID Metadata Documents on private and loopback addresses (development).
+    #[serde(deserialize_with = "deserialize_bool_from_anything")]
+    pub allow_private_cimd: bool,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        RuntimeSettings { workers: 0, mailbox_capacity: 1024, token_cache_size: 10_000, allow_private_cimd: false }
+    }
+}
+
+fn default_host() -> String {
+    "127.0.0.1".into()
+}
+fn default_port() -> u16 {
+    8080
+}
+fn default_true() -> bool {
+    true
+}
+fn default_timeout_ms() -> u64 {
+    30_000
+}
+
+impl Settings {
+    /// The one configured upstream provider: its kind and settings. Validation guarantees one.
+    pub fn provider(&self) -> Option<(&str, &ProviderSettings)> {
+        self.oauth_providers.iter().next().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// `{issuer}/{service}/mcp`: the canonical resource URI and the `aud` of its tokens.
+    pub fn resource_uri(&self, service_id: &str) -> String {
+        format!("{}/{}/mcp", self.issuer, service_id)
+    }
+
+    /// Whether the gateway is served over https (decides `Secure` and `__Host-` cookies).
+    pub fn is_https(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+}

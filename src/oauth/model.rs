@@ -1,0 +1,256 @@
+//! The records the authorization server keeps. Each is stored as JSON under a namespaced key
+//! (see [`keys`]) and carries its own expiry, checked against the gateway's clock.
+
+use serde::{Deserialize, Serialize};
+
+/// Who logged in, as the upstream provider told us. `id` is `{provider}_{sub}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// `{provider}_{sub}`: the stable id sent to backends as `x-user-id`.
+    pub id: String,
+    /// The provider's subject identifier.
+    pub sub: String,
+    /// Email address, if the provider shared one.
+    pub email: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Picture URL.
+    pub avatar: Option<String>,
+    /// Provider kind: `google`, `github`, `okta`, `custom`, `oidc` or `dev`.
+    pub provider: String,
+}
+
+impl UserInfo {
+    /// Builds a user from the provider's subject, deriving `id`.
+    pub fn new(provider: &str, sub: &str) -> Self {
+        UserInfo {
+            id: format!("{provider}_{sub}"),
+            sub: sub.to_owned(),
+            email: None,
+            name: None,
+            avatar: None,
+            provider: provider.to_owned(),
+        }
+    }
+}
+
+/// Where a client's metadata came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientSource {
+    /// RFC 7591 dynamic registration.
+    Registered,
+    /// A Client ID Metadata Document fetched from the `client_id` URL.
+    MetadataDocument,
+}
+
+/// A registered OAuth client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Client {
+    /// The id the client presents.
+    pub client_id: String,
+    /// SHA-256 of the client secret, for secret-based auth methods.
+    pub client_secret_hash: Option<String>,
+    /// Name shown on the consent page.
+    pub client_name: Option<String>,
+    /// Registered redirect URIs (exact match, any port on loopback).
+    pub redirect_uris: Vec<String>,
+    /// `none`, `client_secret_post` or `client_secret_basic`.
+    pub token_endpoint_auth_method: String,
+    /// Grant types the client may use.
+    pub grant_types: Vec<String>,
+    /// Response types the client may use.
+    pub response_types: Vec<String>,
+    /// Scope the client registered with, if any.
+    pub scope: Option<String>,
+    /// `web` or `native` (RFC 7591 via OIDC registration).
+    pub application_type: Option<String>,
+    /// Homepage of the client.
+    pub client_uri: Option<String>,
+    /// Logo of the client.
+    pub logo_uri: Option<String>,
+    /// Unix time of registration.
+    pub client_id_issued_at: i64,
+    /// Registration or metadata document.
+    pub source: ClientSource,
+}
+
+/// An authorization request between `/oauth/authorize` and the upstream callback: validated,
+/// waiting for consent and login. Stored under [`keys::login`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingAuthorization {
+    /// Random id; also the consent form's hidden field.
+    pub id: String,
+    /// The client asking.
+    pub client_id: String,
+    /// The validated redirect URI, exactly as sent.
+    pub redirect_uri: String,
+    /// The client's `state`, echoed unchanged.
+    pub state: Option<String>,
+    /// PKCE S256 challenge.
+    pub code_challenge: String,
+    /// Space-separated scopes requested (may be empty).
+    pub scope: String,
+    /// The service the token will be for.
+    pub service_id: String,
+    /// Its canonical resource URI (the token's `aud`).
+    pub resource: String,
+    /// Whether the person approved on the consent page during this flow.
+    pub consented: bool,
+    /// The user a remembered consent was found for (from the browser session cookie), if any.
+    pub remembered_user: Option<String>,
+    /// Unix time after which this request is void.
+    pub expires_at: i64,
+}
+
+/// What the upstream `state` parameter points to: created only after consent, single use.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpstreamLogin {
+    /// The pending authorization this login completes.
+    pub pending_id: String,
+    /// PKCE verifier of the upstream leg.
+    pub pkce_verifier: String,
+    /// OIDC nonce, when the provider is OIDC.
+    pub nonce: Option<String>,
+    /// Unix time after which the login is void.
+    pub expires_at: i64,
+}
+
+/// An issued authorization code, stored under the hash of the code. Single use.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthCode {
+    /// Client the code was issued to.
+    pub client_id: String,
+    /// Redirect URI it was sent to; the token request must repeat it.
+    pub redirect_uri: String,
+    /// PKCE S256 challenge.
+    pub code_challenge: String,
+    /// Service id the token is for.
+    pub service_id: String,
+    /// Canonical resource URI.
+    pub resource: String,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+    /// Who logged in.
+    pub user: UserInfo,
+    /// Token family the redemption will start; replay revokes it.
+    pub family_id: String,
+    /// Unix time after which the code is void.
+    pub expires_at: i64,
+}
+
+/// A live refresh token, stored under the hash of the token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshRecord {
+    /// Family: every token rotated from one code shares it.
+    pub family_id: String,
+    /// Client the token belongs to.
+    pub client_id: String,
+    /// Service id.
+    pub service_id: String,
+    /// Canonical resource URI.
+    pub resource: String,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+    /// Who the tokens speak for.
+    pub user: UserInfo,
+    /// Unix time after which the token is void.
+    pub expires_at: i64,
+}
+
+/// Claims of the gateway's access tokens (ES256 JWT).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// The gateway's issuer.
+    pub iss: String,
+    /// The user id (`{provider}_{sub}`).
+    pub sub: String,
+    /// The one service's canonical resource URI.
+    pub aud: String,
+    /// Expiry, Unix seconds.
+    pub exp: i64,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// Token id (revocation).
+    pub jti: String,
+    /// Token family (revocation of everything from one code).
+    pub fid: String,
+    /// The client the token was issued to.
+    pub client_id: String,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+    /// User's email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// User's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Upstream provider kind.
+    pub provider: String,
+    /// User's picture URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar: Option<String>,
+}
+
+/// RFC 6749 §5.1 token response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenResponse {
+    /// The JWT.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Granted scopes.
+    pub scope: String,
+    /// The new refresh token.
+    pub refresh_token: String,
+}
+
+/// Storage key layout, in one place so every backend and instance agrees.
+pub mod keys {
+    /// A registered client.
+    pub fn client(client_id: &str) -> String {
+        format!("client:{client_id}")
+    }
+    /// A pending authorization.
+    pub fn login(id: &str) -> String {
+        format!("login:{id}")
+    }
+    /// An upstream `state` value.
+    pub fn upstream_state(state: &str) -> String {
+        format!("upstate:{state}")
+    }
+    /// An unredeemed authorization code (by hash).
+    pub fn code(code_hash: &str) -> String {
+        format!("code:{code_hash}")
+    }
+    /// A redeemed code (by hash), remembered to revoke its family on replay.
+    pub fn used_code(code_hash: &str) -> String {
+        format!("codeused:{code_hash}")
+    }
+    /// A live refresh token (by hash).
+    pub fn refresh(token_hash: &str) -> String {
+        format!("rt:{token_hash}")
+    }
+    /// A rotated refresh token (by hash): grace-window replay and reuse detection.
+    pub fn rotated_refresh(token_hash: &str) -> String {
+        format!("rtused:{token_hash}")
+    }
+    /// A revoked token family.
+    pub fn revoked_family(family_id: &str) -> String {
+        format!("famrev:{family_id}")
+    }
+    /// A revoked access token id.
+    pub fn revoked_jti(jti: &str) -> String {
+        format!("jtirev:{jti}")
+    }
+    /// A remembered consent of a user for a client.
+    pub fn consent(user_id: &str, client_id: &str) -> String {
+        format!("consent:{user_id}:{client_id}")
+    }
+    /// The signing key set.
+    pub fn signing_keys() -> String {
+        "signing-keys".to_owned()
+    }
+}

@@ -1,0 +1,161 @@
+//! Builds the application: binds the listener (port 0 works for tests), starts the storage
+//! supervisor and the state actors once, and builds the `HttpServer`. Nothing stateful is
+//! created inside the per-worker factory closure except what is meant to be per worker (the
+//! proxy's HTTP client and verified-token cache).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_cors::Cors;
+use actix_web::dev::Server;
+use actix_web::middleware::Logger;
+use actix_web::{http, web, App, HttpServer};
+
+use crate::config::{CorsSettings, Settings};
+use crate::state::{AppState, Clock, RevocationSet};
+use crate::upstream::Upstream;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address tried.
+        addr: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Settings are inconsistent.
+    #[error("{0}")]
+    Config(String),
+    /// The storage backend could not be reached or initialised.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// The upstream provider could not be set up (discovery failed, bad URL).
+    #[error("upstream provider: {0}")]
+    Upstream(String),
+}
+
+/// A built, not yet running, gateway.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+}
+
+impl Application {
+    /// Binds, starts the actors and builds the server. When `issuer` is empty it becomes
+    /// `http://{host}:{bound port}`.
+    pub async fn build(mut settings: Settings) -> Result<Self, StartupError> {
+        let addr = format!("{}:{}", settings.host, settings.port);
+        let listener = TcpListener::bind(&addr).map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
+        let port = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?.port();
+        if settings.issuer.trim().is_empty() {
+            settings.issuer = default_issuer(&settings.host, port);
+        }
+        settings.issuer = settings.issuer.trim_end_matches('/').to_owned();
+        let settings = Arc::new(settings);
+
+        let clock = Clock::default();
+        let revoked = RevocationSet::default();
+        let (actors, keys) = crate::actors::start(settings.clone(), clock.clone(), revoked.clone()).await?;
+        let upstream = Arc::new(Upstream::from_settings(&settings).await.map_err(|e| StartupError::Upstream(e.to_string()))?);
+        let state = AppState { settings: settings.clone(), keys, upstream, clock, revoked, actors };
+
+        let workers = match settings.runtime.workers {
+            0 => std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+            n => n,
+        };
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(cors(&app_state.settings.cors))
+                .wrap(Logger::new("%a \"%r\" %s %b %Dms").exclude("/health"))
+                .app_data(web::Data::new(app_state.clone()))
+                .configure(crate::web_util::configure_extractors)
+                .configure(routes)
+        })
+        .workers(workers)
+        .listen(listener)
+        .map_err(|source| StartupError::Bind { addr: format!("port {port}"), source })?
+        .run();
+        log::info!("mcp-gateway listening on {}:{port}, issuer {}", settings.host, settings.issuer);
+        Ok(Application { port, server, state })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state (tests mint tokens and move the clock through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Runs until the server is stopped (SIGINT/SIGTERM).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Every route of the gateway. `/{service}/mcp` comes last: it matches any service id.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    crate::oauth::routes(cfg);
+    crate::upstream::routes(cfg);
+    crate::proxy::routes(cfg);
+}
+
+fn default_issuer(host: &str, port: u16) -> String {
+    let host = match host {
+        "0.0.0.0" | "" => "127.0.0.1",
+        "::" => "[::1]",
+        h if h.contains(':') && !h.starts_with('[') => return format!("http://[{h}]:{port}"),
+        h => h,
+    };
+    format!("http://{host}:{port}")
+}
+
+/// CORS from `cors:`. Preflights never need a token. A disallowed origin is not blocked here
+/// (`block_on_origin_mismatch(false)`): the response just lacks CORS headers, and the proxy
+/// answers 403 itself (DNS-rebinding defence, checklist C1).
+fn cors(settings: &CorsSettings) -> Cors {
+    let mut cors = Cors::default().block_on_origin_mismatch(false).max_age(600);
+    for origin in &settings.allow_origins {
+        cors = if origin == "*" { cors.allow_any_origin() } else { cors.allowed_origin(origin) };
+    }
+    let methods: Vec<http::Method> =
+        settings.allow_methods.iter().filter_map(|m| http::Method::from_bytes(m.as_bytes()).ok()).collect();
+    cors = cors.allowed_methods(methods);
+    if settings.allow_headers.iter().any(|h| h == "*") {
+        cors = cors.allow_any_header();
+    } else {
+        let mut headers: Vec<&str> = settings.allow_headers.iter().map(String::as_str).collect();
+        headers.extend(["Authorization", "Content-Type", "MCP-Protocol-Version", "Mcp-Session-Id", "Last-Event-ID"]);
+        let headers: Vec<http::header::HeaderName> =
+            headers.iter().filter_map(|h| http::header::HeaderName::from_bytes(h.as_bytes()).ok()).collect();
+        cors = cors.allowed_headers(headers);
+    }
+    let mut expose: Vec<&str> = settings.expose_headers.iter().map(String::as_str).collect();
+    expose.extend(["WWW-Authenticate", "Mcp-Session-Id"]);
+    let expose: Vec<http::header::HeaderName> =
+        expose.iter().filter_map(|h| http::header::HeaderName::from_bytes(h.as_bytes()).ok()).collect();
+    cors = cors.expose_headers(expose);
+    if settings.allow_credentials {
+        cors = cors.supports_credentials();
+    }
+    cors
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_issuer;
+
+    #[test]
+    fn default_issuer_is_reachable() {
+        assert_eq!(default_issuer("127.0.0.1", 8080), "http://127.0.0.1:8080");
+        assert_eq!(default_issuer("0.0.0.0", 80), "http://127.0.0.1:80");
+        assert_eq!(default_issuer("::1", 9), "http://[::1]:9");
+    }
+}

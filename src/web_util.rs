@@ -1,0 +1,93 @@
+//! Small pieces every HTTP handler shares: extractor error handling (style guide item 8),
+//! HTML pages rendered from `static/` templates with escaping, and security headers.
+
+use actix_web::http::header::{self, ContentType};
+use actix_web::{error, web, HttpRequest, HttpResponse};
+
+use crate::error::OAuthError;
+
+/// Makes form, JSON and query parse failures `invalid_request` JSON instead of actix's text.
+pub fn configure_extractors(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::FormConfig::default().limit(64 * 1024).error_handler(extractor_error))
+        .app_data(web::JsonConfig::default().limit(64 * 1024).error_handler(extractor_error))
+        .app_data(web::QueryConfig::default().error_handler(extractor_error));
+}
+
+fn extractor_error(err: impl std::fmt::Display, _req: &HttpRequest) -> error::Error {
+    log::debug!("rejected request body or query: {err}");
+    OAuthError::InvalidRequest(format!("malformed request: {}", first_line(&err.to_string()))).into()
+}
+
+fn first_line(s: &str) -> &str {
+    let line = s.lines().next().unwrap_or("");
+    // Parser messages name fields, never values; still, keep them short.
+    match line.char_indices().nth(160) {
+        Some((i, _)) => &line[..i],
+        None => line,
+    }
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Fills `{{name}}` placeholders in `template`, escaping each value.
+pub fn render(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = template.to_owned();
+    for (name, value) in values {
+        out = out.replace(&format!("{{{{{name}}}}}"), &html_escape(value));
+    }
+    out
+}
+
+/// An HTML response that cannot be framed or cached.
+pub fn html_page(status: actix_web::http::StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type(ContentType::html())
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self' https: http:; frame-ancestors 'none'",
+        ))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .body(body)
+}
+
+/// The error page (`static/error.html`): for failures that must not redirect, such as an
+/// unknown client or an unregistered redirect URI.
+pub fn error_page(status: actix_web::http::StatusCode, title: &str, message: &str) -> HttpResponse {
+    let body = render(
+        include_str!("../static/error.html"),
+        &[("title", title), ("message", message)],
+    );
+    html_page(status, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_covers_markup_and_quotes() {
+        assert_eq!(html_escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+    }
+
+    #[test]
+    fn render_escapes_values() {
+        assert_eq!(render("<p>{{x}}</p>", &[("x", "<b>")]), "<p>&lt;b&gt;</p>");
+    }
+}

@@ -1,0 +1,71 @@
+//! `spawn_app()` and the `TestApp` every black-box test starts from.
+
+use std::sync::Arc;
+
+use mcp_gateway::config::Settings;
+use mcp_gateway::startup::Application;
+use mcp_gateway::state::AppState;
+
+/// Settings every test starts from: loopback, debug, memory storage, the `dev` provider and
+/// no services. Tests add services and swap the provider with `spawn_app_with`.
+pub fn base_settings() -> Settings {
+    let yaml = r#"
+host: 127.0.0.1
+port: 0
+session_secret: "test-secret-0123456789abcdef0123456789abcdef"
+debug: true
+oauth_providers:
+  dev: {}
+"#;
+    settings_from_yaml(yaml)
+}
+
+/// Deserializes settings from a YAML document (no layering, no environment).
+pub fn settings_from_yaml(yaml: &str) -> Settings {
+    let cfg = config::Config::builder()
+        .add_source(config::File::from_str(yaml, config::FileFormat::Yaml))
+        .build()
+        .expect("test YAML parses");
+    cfg.try_deserialize().expect("test YAML matches Settings")
+}
+
+/// A running gateway.
+pub struct TestApp {
+    /// `http://127.0.0.1:{port}`.
+    pub address: String,
+    /// The bound port.
+    pub port: u16,
+    /// Shared state: signing keys, clock, actors.
+    pub state: AppState,
+    /// The settings as the app runs with them (issuer filled in).
+    pub settings: Arc<Settings>,
+}
+
+/// Starts the gateway with `base_settings()` changed by `adjust`.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let mut settings = base_settings();
+    adjust(&mut settings);
+    let app = Application::build(settings).await.expect("app builds");
+    let port = app.port();
+    let state = app.state().clone();
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp { address: format!("http://127.0.0.1:{port}"), port, settings: state.settings.clone(), state }
+}
+
+/// Starts the gateway with `base_settings()`.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+impl TestApp {
+    /// An HTTP client that does not follow redirects (tests look at each hop).
+    pub fn client(&self) -> awc::Client {
+        awc::Client::builder().disable_redirects().finish()
+    }
+
+    /// `{address}{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+}
