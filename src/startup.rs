@@ -49,7 +49,8 @@ impl Application {
     /// `http://{host}:{bound port}`.
     pub async fn build(mut settings: Settings) -> Result<Self, StartupError> {
         let addr = format!("{}:{}", settings.host, settings.port);
-        let listener = TcpListener::bind(&addr).map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
+        let listener =
+            TcpListener::bind(&addr).map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
         let port = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?.port();
         if settings.issuer.trim().is_empty() {
             settings.issuer = default_issuer(&settings.host, port);
@@ -60,7 +61,9 @@ impl Application {
         let clock = Clock::default();
         let revoked = RevocationSet::default();
         let (actors, keys) = crate::actors::start(settings.clone(), clock.clone(), revoked.clone()).await?;
-        let upstream = Arc::new(Upstream::from_settings(&settings).await.map_err(|e| StartupError::Upstream(e.to_string()))?);
+        let upstream = Arc::new(
+            Upstream::from_settings(&settings).await.map_err(|e| StartupError::Upstream(e.to_string()))?,
+        );
         let state = AppState { settings: settings.clone(), keys, upstream, clock, revoked, actors };
 
         let workers = match settings.runtime.workers {
@@ -132,7 +135,13 @@ fn cors(settings: &CorsSettings) -> Cors {
         cors = cors.allow_any_header();
     } else {
         let mut headers: Vec<&str> = settings.allow_headers.iter().map(String::as_str).collect();
-        headers.extend(["Authorization", "Content-Type", "MCP-Protocol-Version", "Mcp-Session-Id", "Last-Event-ID"]);
+        headers.extend([
+            "Authorization",
+            "Content-Type",
+            "MCP-Protocol-Version",
+            "Mcp-Session-Id",
+            "Last-Event-ID",
+        ]);
         let headers: Vec<http::header::HeaderName> =
             headers.iter().filter_map(|h| http::header::HeaderName::from_bytes(h.as_bytes()).ok()).collect();
         cors = cors.allowed_headers(headers);

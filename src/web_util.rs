@@ -70,10 +70,7 @@ pub fn html_page(status: actix_web::http::StatusCode, body: String) -> HttpRespo
 /// The error page (`static/error.html`): for failures that must not redirect, such as an
 /// unknown client or an unregistered redirect URI.
 pub fn error_page(status: actix_web::http::StatusCode, title: &str, message: &str) -> HttpResponse {
-    let body = render(
-        include_str!("../static/error.html"),
-        &[("title", title), ("message", message)],
-    );
+    let body = render(include_str!("../static/error.html"), &[("title", title), ("message", message)]);
     html_page(status, body)
 }
 
@@ -83,7 +80,10 @@ mod tests {
 
     #[test]
     fn escaping_covers_markup_and_quotes() {
-        assert_eq!(html_escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            html_escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
     }
 
     #[test]

@@ -2,4 +2,6 @@
 use actix::prelude::*;
 /// Client registry actor.
 pub struct ClientRegistry;
-impl Actor for ClientRegistry { type Context = Context<Self>; }
+impl Actor for ClientRegistry {
+    type Context = Context<Self>;
+}

@@ -2,4 +2,6 @@
 use actix::prelude::*;
 /// Auth code actor.
 pub struct AuthCodes;
-impl Actor for AuthCodes { type Context = Context<Self>; }
+impl Actor for AuthCodes {
+    type Context = Context<Self>;
+}

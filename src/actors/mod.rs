@@ -145,7 +145,7 @@ pub struct IssueCode(pub AuthCode);
 #[derive(Debug)]
 pub enum Redemption {
     /// First use of a live code.
-    Redeemed(AuthCode),
+    Redeemed(Box<AuthCode>),
     /// The code was already redeemed: its token family must be revoked.
     Replayed {
         /// Family started by the first redemption.

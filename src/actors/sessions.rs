@@ -2,4 +2,6 @@
 use actix::prelude::*;
 /// Sessions actor.
 pub struct Sessions;
-impl Actor for Sessions { type Context = Context<Self>; }
+impl Actor for Sessions {
+    type Context = Context<Self>;
+}

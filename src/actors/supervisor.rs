@@ -2,7 +2,9 @@
 use actix::prelude::*;
 /// Storage supervisor actor.
 pub struct StorageSupervisor;
-impl Actor for StorageSupervisor { type Context = Context<Self>; }
+impl Actor for StorageSupervisor {
+    type Context = Context<Self>;
+}
 
 /// Placeholder until the actors land: starts empty actors on memory.
 pub async fn start(

@@ -2,4 +2,6 @@
 use actix::prelude::*;
 /// Tokens actor.
 pub struct Tokens;
-impl Actor for Tokens { type Context = Context<Self>; }
+impl Actor for Tokens {
+    type Context = Context<Self>;
+}

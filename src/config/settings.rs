@@ -306,7 +306,12 @@ pub struct RuntimeSettings {
 
 impl Default for RuntimeSettings {
     fn default() -> Self {
-        RuntimeSettings { workers: 0, mailbox_capacity: 1024, token_cache_size: 10_000, allow_private_cimd: false }
+        RuntimeSettings {
+            workers: 0,
+            mailbox_capacity: 1024,
+            token_cache_size: 10_000,
+            allow_private_cimd: false,
+        }
     }
 }
 

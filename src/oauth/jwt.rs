@@ -95,8 +95,8 @@ impl SigningKeys {
         for key in &stored {
             let encoding =
                 EncodingKey::from_ec_pem(key.pem.as_bytes()).map_err(|e| JwtError::Key(e.to_string()))?;
-            let mut jwk =
-                Jwk::from_encoding_key(&encoding, Algorithm::ES256).map_err(|e| JwtError::Key(e.to_string()))?;
+            let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::ES256)
+                .map_err(|e| JwtError::Key(e.to_string()))?;
             jwk.common.key_id = Some(key.kid.clone());
             jwk.common.public_key_use = Some(PublicKeyUse::Signature);
             jwk.common.key_algorithm = Some(KeyAlgorithm::ES256);
@@ -124,7 +124,8 @@ impl SigningKeys {
 
     /// Signs `claims` with the active key.
     pub fn sign(&self, claims: &AccessClaims) -> Result<String, JwtError> {
-        let key = self.keys.get(&self.active_kid).ok_or_else(|| JwtError::Key("active key missing".into()))?;
+        let key =
+            self.keys.get(&self.active_kid).ok_or_else(|| JwtError::Key("active key missing".into()))?;
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.active_kid.clone());
         header.typ = Some("at+jwt".into());

@@ -110,6 +110,15 @@ impl Store for Backend {
     }
 }
 
+/// Connects the backend named by `settings.kind`. Fails when it cannot be reached; the storage
+/// supervisor decides whether to fall back to memory.
+pub async fn connect(settings: &crate::config::StorageSettings) -> Result<Backend, StoreError> {
+    match settings.kind.as_str() {
+        "memory" => Ok(Backend::Memory(MemoryStore::new())),
+        other => Err(StoreError::Backend(format!("storage type '{other}' is not available"))),
+    }
+}
+
 /// Typed JSON helpers over any [`Store`].
 pub mod json {
     use super::{Store, StoreError};
@@ -149,9 +158,7 @@ pub mod json {
     }
 
     fn decode<T: DeserializeOwned>(bytes: Option<Vec<u8>>) -> Result<Option<T>, StoreError> {
-        bytes
-            .map(|b| serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .transpose()
+        bytes.map(|b| serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt(e.to_string()))).transpose()
     }
 }
 
