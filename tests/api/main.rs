@@ -1,6 +1,8 @@
 //! Black-box tests: the whole gateway on port 0, a test identity provider and a test MCP
 //! backend, all on 127.0.0.1 and stopped when each test ends.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Support code is shared by many test modules; not every module uses every helper.
+#![allow(dead_code)]
 
 mod helpers;
 mod smoke;
