@@ -67,7 +67,10 @@ impl ClientStore {
             token_endpoint_auth_method: valid.auth_method,
             grant_types: valid.grant_types,
             response_types: valid.response_types,
-            scope: meta.scope.map(|s| s.split_whitespace().collect::<Vec<_>>().join(" ")),
+            scope: meta
+                .scope
+                .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+                .filter(|s| !s.is_empty()),
             application_type: meta.application_type,
             client_uri: meta.client_uri,
             logo_uri: meta.logo_uri,
