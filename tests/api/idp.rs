@@ -27,7 +27,7 @@
 //!   [`TestIdp::set_token_endpoint_failing`] makes it answer 503 `server_error`;
 //!   [`TestIdp::set_id_token_fault`] spoils the ID token in one chosen way.
 //! - `GET /userinfo` (Bearer): `sub`, `email`, `email_verified`, `name`, `picture`.
-//! - `GET /jwks`: both public keys, with `kid`s.
+//! - `GET /jwks`: the RSA key and the current P-256 key, with `kid`s.
 //! - `GET /user`, `GET /user/emails` (Bearer): GitHub-shaped (`id` numeric when `sub` is
 //!   digits, `login`, `name`, `avatar_url`, `email` null when [`TestIdp::set_email_private`]).
 
@@ -51,7 +51,7 @@ pub const CLIENT_ID: &str = "test-client";
 pub const CLIENT_SECRET: &str = "test-client-secret";
 /// Key ids in the JWKS.
 pub const RSA_KID: &str = "test-rsa-1";
-/// Key id of the P-256 key.
+/// Key id of the first P-256 key ([`TestIdp::rotate_ec_key`] makes new ones).
 pub const EC_KID: &str = "test-ec-1";
 
 /// A fixed 2048-bit RSA test key: generating one per test would be slow, and it signs
@@ -171,13 +171,30 @@ struct Inner {
     access_tokens: HashMap<String, TestUser>,
     authorizations: Vec<AuthorizeRecord>,
     token_auth_methods: Vec<&'static str>,
+    ec: EcKey,
+    ec_rotations: u32,
+}
+
+/// The current P-256 signing key.
+struct EcKey {
+    kid: String,
+    key: EncodingKey,
+    jwk: Jwk,
+}
+
+impl EcKey {
+    fn generate(kid: &str) -> EcKey {
+        let pem = mcp_gateway::oauth::jwt::StoredKey::generate(0).expect("EC key").pem;
+        let key = EncodingKey::from_ec_pem(pem.as_bytes()).expect("EC test key");
+        let jwk = public_jwk(&key, Algorithm::ES256, kid);
+        EcKey { kid: kid.to_owned(), key, jwk }
+    }
 }
 
 struct Shared {
     issuer: String,
     rsa: EncodingKey,
-    ec: EncodingKey,
-    jwks: JwkSet,
+    rsa_jwk: Jwk,
     inner: Mutex<Inner>,
 }
 
@@ -250,6 +267,14 @@ impl TestIdp {
     /// The ID token algorithm.
     pub fn set_signing_alg(&self, alg: SigningAlg) {
         self.shared.lock().alg = alg;
+    }
+
+    /// Replaces the P-256 key with a new one under a new `kid` (`test-ec-2`, ...), as a
+    /// provider rotating its keys does; `/jwks` serves the new key from now on.
+    pub fn rotate_ec_key(&self) {
+        let mut inner = self.shared.lock();
+        inner.ec_rotations += 1;
+        inner.ec = EcKey::generate(&format!("test-ec-{}", inner.ec_rotations));
     }
 
     /// Spoils the next ID tokens in one way (`IdTokenFault::None` to stop).
@@ -342,11 +367,7 @@ impl TestIdp {
 
 fn shared(issuer: String) -> Shared {
     let rsa = EncodingKey::from_rsa_pem(RSA_TEST_KEY.as_bytes()).expect("RSA test key");
-    let ec_pem = mcp_gateway::oauth::jwt::StoredKey::generate(0).expect("EC key").pem;
-    let ec = EncodingKey::from_ec_pem(ec_pem.as_bytes()).expect("EC test key");
-    let jwks = JwkSet {
-        keys: vec![public_jwk(&rsa, Algorithm::RS256, RSA_KID), public_jwk(&ec, Algorithm::ES256, EC_KID)],
-    };
+    let rsa_jwk = public_jwk(&rsa, Algorithm::RS256, RSA_KID);
     let user = TestUser {
         sub: "idp-user-1".into(),
         email: Some("ann@example.org".into()),
@@ -364,8 +385,10 @@ fn shared(issuer: String) -> Shared {
         access_tokens: HashMap::new(),
         authorizations: Vec::new(),
         token_auth_methods: Vec::new(),
+        ec: EcKey::generate(EC_KID),
+        ec_rotations: 1,
     };
-    Shared { issuer, rsa, ec, jwks, inner: Mutex::new(inner) }
+    Shared { issuer, rsa, rsa_jwk, inner: Mutex::new(inner) }
 }
 
 fn public_jwk(key: &EncodingKey, alg: Algorithm, kid: &str) -> Jwk {
@@ -402,7 +425,8 @@ async fn discovery(idp: web::Data<Shared>) -> HttpResponse {
 }
 
 async fn jwks(idp: web::Data<Shared>) -> HttpResponse {
-    HttpResponse::Ok().json(&idp.jwks)
+    let ec = idp.lock().ec.jwk.clone();
+    HttpResponse::Ok().json(JwkSet { keys: vec![idp.rsa_jwk.clone(), ec] })
 }
 
 fn redirect_allowed(inner: &Inner, uri: &str) -> bool {
@@ -535,7 +559,7 @@ fn id_token(idp: &Shared, inner: &Inner, grant: &Grant) -> String {
     }
     let (alg, kid, key) = match inner.alg {
         SigningAlg::Rs256 => (Algorithm::RS256, RSA_KID, &idp.rsa),
-        SigningAlg::Es256 => (Algorithm::ES256, EC_KID, &idp.ec),
+        SigningAlg::Es256 => (Algorithm::ES256, inner.ec.kid.as_str(), &inner.ec.key),
     };
     let mut header = Header::new(alg);
     header.kid = Some(kid.to_owned());

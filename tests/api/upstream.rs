@@ -100,6 +100,16 @@ async fn oidc_accepts_es256_id_tokens() {
 }
 
 #[actix_web::test]
+async fn a_rotated_provider_key_is_fetched_on_first_sight() {
+    let idp = TestIdp::start().await;
+    let upstream = upstream_for(&idp, "oidc").await;
+    idp.set_signing_alg(SigningAlg::Es256);
+    idp.rotate_ec_key();
+    let user = log_in(&idp, &upstream).await.expect("the new key is fetched from the JWKS");
+    assert_eq!(user.id, "oidc_idp-user-1");
+}
+
+#[actix_web::test]
 async fn okta_with_an_issuer_uses_discovery() {
     let idp = TestIdp::start().await;
     let upstream = upstream_for(&idp, "okta").await;
