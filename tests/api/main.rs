@@ -5,4 +5,6 @@
 #![allow(dead_code)]
 
 mod helpers;
+mod idp;
 mod smoke;
+mod upstream;
