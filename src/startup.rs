@@ -77,7 +77,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(cors(&app_state.settings.cors))
-                .wrap(Logger::new("%a \"%r\" %s %b %Dms").exclude("/health"))
+                .wrap(access_log())
                 .app_data(web::Data::new(app_state.clone()))
                 .configure(crate::web_util::configure_extractors)
                 .configure(routes)
@@ -104,6 +104,14 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// The access log: path without the query string, because queries carry codes, states and
+/// (on the dev provider's callback) the person's name and email.
+fn access_log() -> Logger {
+    Logger::new("%a %{method}xi %U %s %b %Dms")
+        .custom_request_replace("method", |req| req.method().to_string())
+        .exclude("/health")
 }
 
 /// Every route of the gateway. `/{service}/mcp` comes last: it matches any service id.
