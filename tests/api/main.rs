@@ -4,5 +4,7 @@
 // Support code is shared by many test modules; not every module uses every helper.
 #![allow(dead_code)]
 
+mod backend;
 mod helpers;
+mod proxy;
 mod smoke;
