@@ -613,3 +613,29 @@ async fn unreachable_backend_is_502_naming_the_service() {
     assert!(text.contains("'down'"), "{text}");
     assert!(!text.contains(&closed_port.to_string()), "backend address leaked: {text}");
 }
+
+/// awc's connector allows 100 connections per host by default; long-lived streams beyond that
+/// would wait for a free connection. 150 concurrent streams must all get their head at once.
+#[actix_web::test]
+async fn more_than_100_concurrent_streams_all_start() {
+    let backend = TestBackend::start().await;
+    let url = backend.url("/sse");
+    let app = gateway(|s| {
+        s.mcp_services.insert("svc".into(), service(url));
+    })
+    .await;
+    let token = token_for(&app, "svc");
+    let client = awc::Client::builder()
+        .connector(awc::Connector::new().limit(1000))
+        .timeout(Duration::from_secs(2))
+        .finish();
+    let streams = (0..150).map(|_| {
+        client
+            .get(app.url("/svc/mcp?n=2&delay_ms=4000"))
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .send()
+    });
+    let results = futures_util::future::join_all(streams).await;
+    let started = results.iter().filter(|r| matches!(r, Ok(res) if res.status().as_u16() == 200)).count();
+    assert_eq!(started, 150, "streams that got their head within 2 s");
+}
