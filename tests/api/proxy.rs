@@ -298,6 +298,7 @@ async fn a11_a12_c2_c4_header_rules() {
         assert_eq!(echoed(&echo, name), Some(value), "{name}");
     }
     assert_eq!(echo["body"], r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#);
+    assert_eq!(echoed(&echo, "content-length"), Some("46"), "a sized body stays sized");
     assert_eq!(echo["method"], "POST");
 }
 
@@ -638,4 +639,42 @@ async fn more_than_100_concurrent_streams_all_start() {
     let results = futures_util::future::join_all(streams).await;
     let started = results.iter().filter(|r| matches!(r, Ok(res) if res.status().as_u16() == 200)).count();
     assert_eq!(started, 150, "streams that got their head within 2 s");
+}
+
+#[actix_web::test]
+async fn head_requests_keep_the_length_and_the_connection_usable() {
+    let backend = TestBackend::start().await;
+    let url = backend.url("/echo");
+    let app = gateway(|s| {
+        s.mcp_services.insert("svc".into(), service(url));
+    })
+    .await;
+    let auth = ("Authorization", format!("Bearer {}", token_for(&app, "svc")));
+    let client = app.client();
+    for _ in 0..3 {
+        let mut res = client.head(app.url("/svc/mcp")).insert_header(auth.clone()).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        assert!(res.body().await.unwrap().is_empty());
+    }
+    let mut res = client.get(app.url("/svc/mcp")).insert_header(auth).send().await.unwrap();
+    assert_eq!(body_json(&mut res).await["method"], "GET");
+}
+
+#[actix_web::test]
+async fn a_chunked_request_body_is_streamed_to_the_backend() {
+    let backend = TestBackend::start().await;
+    let app = gateway_for(&backend).await;
+    let chunks = ["{\"jsonrpc\":", "\"2.0\",", "\"id\":1}"]
+        .map(|c| Ok::<_, std::io::Error>(bytes::Bytes::from_static(c.as_bytes())));
+    let mut res = app
+        .client()
+        .post(app.url("/svc/mcp"))
+        .insert_header(("Authorization", format!("Bearer {}", token_for(&app, "svc"))))
+        .send_stream(futures_util::stream::iter(chunks))
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let echo = body_json(&mut res).await;
+    assert_eq!(echo["body"], "{\"jsonrpc\":\"2.0\",\"id\":1}");
+    assert_eq!(echoed(&echo, "transfer-encoding"), Some("chunked"));
 }
