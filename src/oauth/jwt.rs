@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use super::model::AccessClaims;
 
-/// Seconds of clock skew tolerated when checking `exp`.
-const LEEWAY_SECS: i64 = 30;
+/// Seconds of clock skew tolerated when checking `exp` (the proxy re-checks cached claims
+/// with the same leeway).
+pub const LEEWAY_SECS: i64 = 30;
 
 /// A key as stored: id, PKCS#8 PEM and creation time.
 #[derive(Clone, Serialize, Deserialize)]

@@ -4,7 +4,9 @@
 // Support code is shared by many test modules; not every module uses every helper.
 #![allow(dead_code)]
 
+mod backend;
 mod helpers;
 mod idp;
+mod proxy;
 mod smoke;
 mod upstream;
