@@ -3,6 +3,7 @@
 //! server shows: recovery after a Redis restart, Vault check-and-set races, expiry sweeps and
 //! Vault logins. Every server a test starts listens on 127.0.0.1 and is killed when the test
 //! ends. `scripts/test-services.sh` installs redis-server and bao and starts the machine Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -347,7 +348,7 @@ async fn vault_concurrent_takes_and_puts_have_exactly_one_winner() {
             async move { store.take(&key).await }
         });
         let results = futures_util::future::join_all(takes).await;
-        let wins: Vec<_> = results.into_iter().map(Result::unwrap).flatten().collect();
+        let wins: Vec<_> = results.into_iter().filter_map(Result::unwrap).collect();
         assert_eq!(wins, vec![format!("value-{round}").into_bytes()], "exactly one take wins");
         assert_eq!(store.get(&key).await.unwrap(), None);
         assert!(!store.has_entry(&key).await.unwrap(), "the winner removed the tombstone");
