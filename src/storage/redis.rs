@@ -295,6 +295,13 @@ mod tests {
     }
 
     #[test]
+    fn tls_without_tls_support_is_a_clear_error() {
+        let s = RedisSettings { ssl: true, ..settings() };
+        let err = RedisStore::new(&s).err().expect("TLS is not built in");
+        assert!(matches!(err, StoreError::Backend(_)) && err.to_string().contains("TLS"), "{err}");
+    }
+
+    #[test]
     fn zero_ttl_is_the_shortest_expiry() {
         assert_eq!(px(Duration::ZERO), 1);
         assert_eq!(px(Duration::from_millis(1500)), 1500);

@@ -467,3 +467,50 @@ impl Store for VaultStore {
         self.read(&self.path("\u{0}ping")).await.map(drop)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16, errors: &[&str]) -> ClientError {
+        ClientError::APIError { code, errors: errors.iter().map(|e| e.to_string()).collect() }
+    }
+
+    #[test]
+    fn tombstones_and_expired_entries_are_dead() {
+        let live = Entry { v: Some("dg==".into()), exp_ms: Some(2_000) };
+        assert!(live.live(1_999));
+        assert!(!live.live(2_000), "expiry is exclusive");
+        assert!(Entry { v: Some("dg==".into()), exp_ms: None }.live(u64::MAX));
+        assert!(!Entry { v: None, exp_ms: None }.live(0), "a tombstone never reads");
+    }
+
+    #[test]
+    fn errors_split_into_unavailable_and_backend() {
+        assert!(matches!(classify(api(503, &["Vault is sealed"])), StoreError::Unavailable(_)));
+        assert!(matches!(classify(api(429, &[])), StoreError::Unavailable(_)));
+        assert!(matches!(classify(api(403, &["permission denied"])), StoreError::Backend(_)));
+        let gone = ClientError::RestClientError {
+            source: RestError::ServerResponseError { code: 404, content: None },
+        };
+        assert!(is_not_found(&gone) && is_not_found(&api(404, &[])));
+        assert!(!is_not_found(&api(400, &[])));
+    }
+
+    #[test]
+    fn only_a_check_and_set_refusal_is_a_lost_race() {
+        let cas = api(400, &["check-and-set parameter did not match the current version"]);
+        assert!(is_cas_mismatch(&cas));
+        assert!(!is_cas_mismatch(&api(400, &["invalid request"])));
+        assert!(!is_cas_mismatch(&api(500, &["check-and-set"])));
+    }
+
+    #[test]
+    fn bad_urls_are_errors_not_panics() {
+        for url in ["not a url", "ftp://vault:8200", ""] {
+            let settings =
+                VaultSettings { url: url.into(), token: Some("t".to_owned().into()), ..Default::default() };
+            assert!(matches!(new_client(&settings, None), Err(StoreError::Backend(_))), "{url}");
+        }
+    }
+}
