@@ -44,7 +44,8 @@ impl RedisStore {
     }
 
     /// Builds the pool without touching the network (connections are made on first use).
-    pub fn new(settings: &RedisSettings) -> Result<Self, StoreError> {
+    /// Needs a tokio runtime: the pool spawns its reaper task.
+    fn new(settings: &RedisSettings) -> Result<Self, StoreError> {
         let url = connection_url(settings)?;
         let address = format!("{}:{}", url.host_str().unwrap_or(""), url.port().unwrap_or(6379));
         let client = redis::Client::open(url.as_str())
