@@ -184,6 +184,12 @@ pub struct VaultSettings {
     pub secret_id: Option<SecretString>,
     /// AppRole mount.
     pub approle_mount: String,
+    /// Per-request timeout in milliseconds (also bounds the startup check).
+    #[serde(deserialize_with = "deserialize_number_from_string")]
+    pub timeout_ms: u64,
+    /// Seconds between sweeps that delete expired entries (KV v2 has no TTL); 0 disables.
+    #[serde(deserialize_with = "deserialize_number_from_string")]
+    pub sweep_interval_secs: u64,
 }
 
 impl Default for VaultSettings {
@@ -198,6 +204,8 @@ impl Default for VaultSettings {
             role_id: None,
             secret_id: None,
             approle_mount: "approle".into(),
+            timeout_ms: 5000,
+            sweep_interval_secs: 60,
         }
     }
 }

@@ -10,8 +10,12 @@ use std::future::Future;
 use std::time::Duration;
 
 pub mod memory;
+pub mod redis;
+pub mod vault;
 
 pub use memory::MemoryStore;
+pub use redis::RedisStore;
+pub use vault::VaultStore;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +69,10 @@ pub trait Store: Send + Sync + 'static {
 pub enum Backend {
     /// In-process map; lost on restart, one instance only.
     Memory(MemoryStore),
+    /// Redis (or a Redis-compatible server); shared by every gateway instance.
+    Redis(RedisStore),
+    /// Vault / OpenBao KV v2; shared by every gateway instance.
+    Vault(VaultStore),
 }
 
 impl Backend {
@@ -72,6 +80,8 @@ impl Backend {
     pub fn name(&self) -> &'static str {
         match self {
             Backend::Memory(_) => "memory",
+            Backend::Redis(_) => "redis",
+            Backend::Vault(_) => "vault",
         }
     }
 }
@@ -80,6 +90,8 @@ macro_rules! dispatch {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
             Backend::Memory($s) => $e,
+            Backend::Redis($s) => $e,
+            Backend::Vault($s) => $e,
         }
     };
 }
@@ -115,6 +127,8 @@ impl Store for Backend {
 pub async fn connect(settings: &crate::config::StorageSettings) -> Result<Backend, StoreError> {
     match settings.kind.as_str() {
         "memory" => Ok(Backend::Memory(MemoryStore::new())),
+        "redis" => Ok(Backend::Redis(RedisStore::connect(&settings.redis).await?)),
+        "vault" => Ok(Backend::Vault(VaultStore::connect(&settings.vault).await?)),
         other => Err(StoreError::Backend(format!("storage type '{other}' is not available"))),
     }
 }
