@@ -297,7 +297,7 @@ mod tests {
         let backend = testing::memory();
         let s = CodeStore::new(backend.clone(), testing::settings(), Clock::default());
         let code = s.issue_code(testing::auth_code("f")).await?;
-        let crate::storage::Backend::Memory(mem) = &backend;
+        let crate::storage::Backend::Memory(mem) = &backend else { unreachable!("memory backend") };
         assert!(json::get::<_, AuthCode>(&backend, &keys::code(&code)).await?.is_none());
         assert!(json::get::<_, AuthCode>(&backend, &keys::code(&hash_token(&code))).await?.is_some());
         assert_eq!(mem.len(), 1);
