@@ -88,3 +88,74 @@ fn yaml_key(key: &str) -> String {
         Value::String(key.to_owned()).to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRETS: [&str; 6] = [
+        "sess-secret-0123456789abcdef0123456789",
+        "client-s3cret",
+        "redis-pw",
+        "urlpw",
+        "vault-tok",
+        "approle-sid",
+    ];
+
+    fn settings() -> Settings {
+        let yaml = format!(
+            r#"
+session_secret: "{}"
+oauth_providers:
+  google: {{client_id: "visible-id", client_secret: "{}"}}
+storage:
+  type: redis
+  redis: {{password: "{}", url: "redis://user:{}@redis:6379/0"}}
+  vault: {{token: "{}", secret_id: "{}", role_id: "visible-role"}}
+mcp_services:
+  "null": {{name: "a \"quoted\" name: with # yaml", url: "http://x"}}
+  calc: {{name: "Calc", url: "http://calc", tool_scopes: {{"tools/call": ["a", "b"]}}}}
+"#,
+            SECRETS[0], SECRETS[1], SECRETS[2], SECRETS[3], SECRETS[4], SECRETS[5]
+        );
+        ::config::Config::builder()
+            .add_source(::config::File::from_str(&yaml, ::config::FileFormat::Yaml))
+            .build()
+            .unwrap()
+            .try_deserialize()
+            .unwrap()
+    }
+
+    #[test]
+    fn every_secret_is_redacted_in_both_formats() {
+        for format in [OutputFormat::Yaml, OutputFormat::Json] {
+            let text = render(&settings(), format).unwrap();
+            for secret in SECRETS {
+                assert!(!text.contains(secret), "{secret} leaked in {format:?}:\n{text}");
+            }
+            assert!(text.contains("visible-id") && text.contains("visible-role"));
+            assert!(text.contains(crate::config::REDACTED));
+        }
+    }
+
+    #[test]
+    fn the_yaml_reads_back_as_the_same_document() {
+        let settings = settings();
+        let yaml = render(&settings, OutputFormat::Yaml).unwrap();
+        let reread: Value = ::config::Config::builder()
+            .add_source(::config::File::from_str(&yaml, ::config::FileFormat::Yaml))
+            .build()
+            .unwrap()
+            .try_deserialize()
+            .unwrap();
+        assert_eq!(reread, serde_json::to_value(&settings).unwrap(), "{yaml}");
+    }
+
+    #[test]
+    fn the_json_parses() {
+        let json = render(&settings(), OutputFormat::Json).unwrap();
+        let value: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["oauth_providers"]["google"]["client_secret"], crate::config::REDACTED);
+        assert_eq!(value["session_secret"], crate::config::REDACTED);
+    }
+}
