@@ -122,16 +122,12 @@ fn read_layer(
     options: &LoadOptions,
 ) -> Result<Option<Map<String, Value>>, ConfigError> {
     let key = path.display().to_string();
-    let text =
-        match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(None),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ConfigError::new(
-                key,
-                "not found (run from the directory holding config/, set MCP_CONFIG_DIR, or pass --config)",
-            )),
-            Err(e) => return Err(ConfigError::new(key, format!("cannot read: {e}"))),
-        };
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found(path)),
+        Err(e) => return Err(ConfigError::new(key, format!("cannot read: {e}"))),
+    };
     let table = File::from_str(&text, FileFormat::Yaml).collect().map_err(|e| match e {
         ::config::ConfigError::FileParse { cause, .. } => {
             ConfigError::new(&key, format!("invalid YAML: {cause}"))
@@ -146,6 +142,16 @@ fn read_layer(
         ValueKind::Table(table) => Ok(Some(table)),
         _ => Ok(Some(Map::new())),
     }
+}
+
+/// A required file is missing; for `default.yaml` say how the directory is found.
+fn not_found(path: &Path) -> ConfigError {
+    let problem = if path.ends_with("default.yaml") {
+        "not found (run from the directory holding config/, set MCP_CONFIG_DIR, or pass --config)"
+    } else {
+        "not found"
+    };
+    ConfigError::new(path.display().to_string(), problem)
 }
 
 /// Removes keys written without a value, so `cors:` does not wipe the defaults below it.
