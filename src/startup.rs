@@ -62,7 +62,10 @@ impl Application {
         let revoked = RevocationSet::default();
         let (actors, keys) = crate::actors::start(settings.clone(), clock.clone(), revoked.clone()).await?;
         let upstream = Arc::new(
-            Upstream::from_settings(&settings).await.map_err(|e| StartupError::Upstream(e.to_string()))?,
+            Upstream::from_settings(&settings)
+                .await
+                .map_err(|e| StartupError::Upstream(e.to_string()))?
+                .with_clock(clock.clone()),
         );
         let state = AppState { settings: settings.clone(), keys, upstream, clock, revoked, actors };
 
