@@ -4,5 +4,12 @@
 // Support code is shared by many test modules; not every module uses every helper.
 #![allow(dead_code)]
 
+mod authorize;
+mod flow;
 mod helpers;
+mod info;
+mod metadata;
+mod register;
+mod revoke_introspect;
 mod smoke;
+mod token;
