@@ -312,3 +312,63 @@ async fn root_authorize_alias_works() {
     assert_eq!(query.status, 200);
     assert_eq!(alias.location_query()["error"], "unsupported_response_type");
 }
+
+/// Authorize and approve: the URL of the dev login page, whose `state` is the upstream state.
+async fn upstream_url(app: &crate::helpers::TestApp, browser: &mut Browser) -> String {
+    let client = app.register_client(&[REDIRECT]).await;
+    let page = app.authorize(browser, &AuthRequest::new(app, &client, Some("svc"))).await;
+    let approved = app.consent(browser, &ConsentForm::from_page(&page), "approve").await;
+    approved.location()
+}
+
+fn upstream_state(upstream: &str) -> String {
+    let url = url::Url::parse(upstream).unwrap();
+    url.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned()
+}
+
+#[actix_web::test]
+async fn callback_with_an_unknown_state_is_an_error_page() {
+    let app = spawn_with_service().await;
+
+    let unknown = app.browse(&mut Browser::new(), "/oauth/callback?code=x&state=nope").await;
+    let missing = app.browse(&mut Browser::new(), "/oauth/callback?code=x").await;
+
+    for reply in [unknown, missing] {
+        assert_eq!(reply.status, 400);
+        assert!(reply.header("location").is_none());
+        assert!(reply.header("content-type").unwrap().starts_with("text/html"));
+    }
+}
+
+#[actix_web::test]
+async fn provider_error_redirects_access_denied_and_the_state_is_single_use() {
+    // Arrange
+    let app = spawn_with_service().await;
+    let mut browser = Browser::new();
+    let state = upstream_state(&upstream_url(&app, &mut browser).await);
+    let path = format!("/oauth/callback?error=access_denied&state={state}");
+
+    // Act
+    let first = app.browse(&mut browser, &path).await;
+    let again = app.browse(&mut browser, &path).await;
+
+    // Assert
+    assert_error_redirect(&first, "access_denied", &app.address);
+    assert_eq!(again.status, 400, "state already used");
+    assert!(again.header("location").is_none());
+}
+
+#[actix_web::test]
+async fn a_bad_upstream_code_gives_no_code_to_the_client() {
+    let app = spawn_with_service().await;
+    let mut browser = Browser::new();
+    let state = upstream_state(&upstream_url(&app, &mut browser).await);
+
+    let reply = app.browse(&mut browser, &format!("/oauth/callback?code=forged.code&state={state}")).await;
+
+    assert!(reply.is_redirect());
+    let q = reply.location_query();
+    assert!(!q.contains_key("code"));
+    assert!(matches!(q["error"].as_str(), "access_denied" | "server_error"), "{q:?}");
+    assert_eq!(q["iss"], app.address);
+}
