@@ -7,9 +7,11 @@
 mod authorize;
 mod flow;
 mod helpers;
+mod idp;
 mod info;
 mod metadata;
 mod register;
 mod revoke_introspect;
 mod smoke;
 mod token;
+mod upstream;
