@@ -4,14 +4,14 @@
 // Support code is shared by many test modules; not every module uses every helper.
 #![allow(dead_code)]
 
+mod authorize;
 mod backend;
+mod flow;
 mod helpers;
 mod idp;
-mod proxy;
-mod authorize;
-mod flow;
 mod info;
 mod metadata;
+mod proxy;
 mod register;
 mod revoke_introspect;
 mod smoke;
