@@ -92,9 +92,9 @@ export function recordingFetch(log) {
  * connect → 401 → auth() → redirectToAuthorization (browser) → UnauthorizedError →
  * finishAuth(code) → connect again with a fresh transport.
  */
-export async function connectWithOAuth(serverUrl, provider, { httpLog = [] } = {}) {
+export async function connectWithOAuth(serverUrl, provider, { httpLog = [], headers = {} } = {}) {
   const fetchFn = recordingFetch(httpLog);
-  const makeTransport = () => new StreamableHTTPClientTransport(new URL(serverUrl), { authProvider: provider, fetch: fetchFn });
+  const makeTransport = () => new StreamableHTTPClientTransport(new URL(serverUrl), { authProvider: provider, fetch: fetchFn, requestInit: { headers } });
   let client = new Client({ name: 'mcp-gateway-e2e', version: '1.0.0' });
   let transport = makeTransport();
   try {
