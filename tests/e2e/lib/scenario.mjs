@@ -18,8 +18,11 @@ function describeHttp(log) {
   return log.map((e) => `    ${e.method} ${e.url} -> ${e.status ?? '?'}${e.form?.grant_type ? ` (grant_type=${e.form.grant_type})` : ''}${e.wwwAuthenticate ? ` WWW-Authenticate: ${e.wwwAuthenticate}` : ''}`).join('\n');
 }
 
-/** Registers the suite for provider kind `kind` (`oidc` or `custom`). */
-export function gatewayScenario(kind) {
+/**
+ * Registers the suite for provider kind `kind` (`oidc` or `custom`). `start` launches the
+ * gateway (the real binary; replaceable only to check the harness itself).
+ */
+export function gatewayScenario(kind, { start = startGateway } = {}) {
   describe(`gateway with upstream provider "${kind}", TypeScript SDK client`, () => {
     const s = {};
     const login = `user-${crypto.randomBytes(4).toString('hex')}`;
@@ -43,7 +46,7 @@ export function gatewayScenario(kind) {
       s.idp = await startIdp({ redirectUri: `${s.gatewayUrl}/oauth/callback` });
       s.backend = await startBackend();
       s.provider = new InMemoryOAuthProvider({ redirectUrl: `http://127.0.0.1:${await freePort()}/callback`, login });
-      s.gateway = await startGateway({ port: s.port, config: gatewayConfig({ port: s.port, kind, idp: s.idp, backendUrl: s.backend.url }) });
+      s.gateway = await start({ port: s.port, config: gatewayConfig({ port: s.port, kind, idp: s.idp, backendUrl: s.backend.url }) });
     });
 
     it('answers an unauthenticated MCP request with 401 and its protected-resource metadata URL', async () => {
@@ -84,8 +87,9 @@ export function gatewayScenario(kind) {
       const q = new URL(upstreamAuth.path, s.idp.issuer).searchParams;
       assert.equal(q.get('code_challenge_method'), 'S256');
       assert.deepEqual((q.get('scope') ?? '').split(' ').sort(), ['email', 'openid', 'profile']);
-      const register = httpLog.find((e) => e.method === 'POST' && e.url.endsWith('/oauth/register'));
-      assert.equal(register?.status, 201, `dynamic registration${context()}`);
+      const register = httpLog.find((e) => e.method === 'POST' && e.url.endsWith('/register'));
+      assert.equal(register?.url, `${s.gatewayUrl}/oauth/register`, `registration endpoint${context()}`);
+      assert.equal(register.status, 201, `dynamic registration status${context()}`);
       const exchange = httpLog.find((e) => e.form?.grant_type === 'authorization_code');
       assert.equal(exchange?.status, 200, `code exchange${context()}`);
       assert.equal(exchange.form.resource, s.serviceUrl, 'the SDK sent the resource indicator from the PRM');
