@@ -4,9 +4,16 @@
 // Support code is shared by many test modules; not every module uses every helper.
 #![allow(dead_code)]
 
+mod authorize;
 mod backend;
+mod flow;
 mod helpers;
 mod idp;
+mod info;
+mod metadata;
 mod proxy;
+mod register;
+mod revoke_introspect;
 mod smoke;
+mod token;
 mod upstream;
