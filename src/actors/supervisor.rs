@@ -31,7 +31,7 @@ const PING_EVERY: Duration = Duration::from_secs(10);
 /// How often the memory-fallback warning is repeated while it is in effect.
 const FALLBACK_WARN_EVERY: Duration = Duration::from_secs(60);
 /// A health check younger than this answers [`GetHealth`] without asking the backend again.
-const HEALTH_FRESH: Duration = Duration::from_secs(1);
+const HEALTH_FRESH: Duration = Duration::from_millis(250);
 
 /// The supervisor actor: backend health for `/health`, and the signing-key poll.
 pub struct StorageSupervisor {
