@@ -447,6 +447,12 @@ async fn redis_outage_gives_503_keeps_proxying_and_heals_without_a_restart() {
             (registered.status, registered.json()["error"].as_str()),
             (503, Some("temporarily_unavailable"))
         );
+        for reply in [app.revoke(&client, &access).await, app.introspect(&client, &refresh).await] {
+            assert_eq!(
+                (reply.status, reply.json()["error"].as_str()),
+                (503, Some("temporarily_unavailable"))
+            );
+        }
         let health = app.get("/health").await;
         assert_eq!(health.status, 503, "{}", health.body);
         assert_eq!(health.json()["storage"]["healthy"], serde_json::json!(false));

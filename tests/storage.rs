@@ -364,6 +364,20 @@ async fn vault_revocations_reach_another_connection() {
 }
 
 #[tokio::test]
+async fn rediss_against_a_plain_server_fails_cleanly() {
+    // The TLS handshake really runs (rustls) and fails: an error, not a panic or a hang.
+    let settings = RedisSettings {
+        url: Some("rediss://127.0.0.1:6379/0".into()),
+        connect_timeout_ms: 1000,
+        ..RedisSettings::default()
+    };
+    let started = Instant::now();
+    let err = RedisStore::connect(&settings).await.err().expect("plain server refuses TLS");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(matches!(err, StoreError::Unavailable(_) | StoreError::Backend(_)), "{err}");
+}
+
+#[tokio::test]
 async fn unknown_storage_type_is_an_error() {
     let settings = StorageSettings { kind: "etcd".into(), ..StorageSettings::default() };
     assert!(storage::connect(&settings).await.is_err());
