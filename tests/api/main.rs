@@ -8,5 +8,7 @@ mod backend;
 mod helpers;
 mod idp;
 mod proxy;
+mod sessions;
 mod smoke;
+mod stepup;
 mod upstream;
