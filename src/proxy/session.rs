@@ -164,15 +164,6 @@ impl SessionBindings {
     pub fn local_len(&self, service_id: &str) -> usize {
         self.services.get(service_id).map_or(0, |l| l.read().map.len())
     }
-
-    /// Forgets every local binding, as a fresh process would (tests of the store path).
-    pub fn clear_local(&self) {
-        for local in self.services.values() {
-            let mut inner = local.inner.write().unwrap_or_else(|p| p.into_inner());
-            inner.map.clear();
-            inner.order.clear();
-        }
-    }
 }
 
 impl Local {
