@@ -115,7 +115,8 @@ fn connection_url(s: &RedisSettings) -> Result<url::Url, StoreError> {
     let host = if s.host.contains(':') { format!("[{}]", s.host) } else { s.host.clone() };
     let mut url = url::Url::parse(&format!("{scheme}://{host}:{}/{}", s.port, s.db))
         .map_err(|e| StoreError::Backend(format!("invalid storage.redis host/port: {e}")))?;
-    if let Some(password) = &s.password {
+    // `password: "${REDIS_PASSWORD}"` with the variable unset expands to "": no password.
+    if let Some(password) = s.password.as_ref().filter(|p| !p.expose_secret().is_empty()) {
         // `set_password` percent-encodes; redis-rs decodes it again.
         url.set_password(Some(password.expose_secret()))
             .map_err(|_| StoreError::Backend("storage.redis.password cannot be set".into()))?;

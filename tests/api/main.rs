@@ -4,11 +4,18 @@
 // Support code is shared by many test modules; not every module uses every helper.
 #![allow(dead_code)]
 
+mod authorize;
 mod backend;
+mod flow;
 mod helpers;
 mod idp;
+mod info;
+mod metadata;
 mod proxy;
+mod register;
+mod revoke_introspect;
 mod sessions;
 mod smoke;
 mod stepup;
+mod token;
 mod upstream;
