@@ -172,11 +172,12 @@ mod tests {
 
     #[test]
     fn only_keys_whose_tokens_all_expired_are_retired() {
-        // a replaced by b at 1000, b by c at 9000; tokens live 3600 s (+30 leeway +60 margin).
+        // a replaced by b at 1000, b by c at 9000; tokens live 3600 s (+ leeway + margin).
         let keys = vec![key("c", 9000), key("a", 0), key("b", 1000)];
-        let (kept, retired) = retire(keys.clone(), 3600, 4690);
+        let last = 1000 + 3600 + LEEWAY_SECS + RETIRE_MARGIN;
+        let (kept, retired) = retire(keys.clone(), 3600, last);
         assert_eq!((kids(&kept), kids(&retired)), (vec!["a", "b", "c"], vec![]));
-        let (kept, retired) = retire(keys.clone(), 3600, 4691);
+        let (kept, retired) = retire(keys.clone(), 3600, last + 1);
         assert_eq!((kids(&kept), kids(&retired)), (vec!["b", "c"], vec!["a"]));
         let (kept, _) = retire(keys, 3600, 1_000_000);
         assert_eq!(kids(&kept), vec!["c"], "the newest key always stays");

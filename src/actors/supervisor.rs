@@ -201,6 +201,19 @@ pub async fn start(
     revoked: RevocationSet,
 ) -> Result<(Actors, KeyRing), StartupError> {
     let (backend, fallback) = connect_backend(&settings.storage).await?;
+    start_on(backend, fallback, settings, clock, revoked).await
+}
+
+/// [`start`] on a backend already connected (`fallback` when it stands in for the configured
+/// one). Startup uses it to keep a handle on the backend for the proxy's session bindings;
+/// tests use it to run two gateways on one shared store.
+pub async fn start_on(
+    backend: Backend,
+    fallback: bool,
+    settings: Arc<Settings>,
+    clock: Clock,
+    revoked: RevocationSet,
+) -> Result<(Actors, KeyRing), StartupError> {
     let keys = KeyRing::new(load_signing_keys(&backend, &settings.issuer, clock.now()).await?);
     backend.watch_revocations(revoked.clone());
     let actors = start_actors(backend, fallback, settings, clock, revoked, keys.clone());

@@ -20,9 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use super::model::AccessClaims;
 
-/// Seconds of clock skew tolerated when checking `exp` (the proxy re-checks cached claims
-/// with the same leeway).
-pub const LEEWAY_SECS: i64 = 30;
+/// Seconds of clock skew tolerated when checking `exp`: only the gateway issues and checks
+/// these tokens, so this covers skew between instances, not between strangers (the proxy
+/// re-checks cached claims with the same leeway).
+pub const LEEWAY_SECS: i64 = 5;
 
 /// A key as stored: id, PKCS#8 PEM and creation time.
 #[derive(Clone, Serialize, Deserialize)]

@@ -249,6 +249,12 @@ pub mod keys {
     pub fn consent(user_id: &str, client_id: &str) -> String {
         format!("consent:{user_id}:{client_id}")
     }
+    /// The user an MCP session of a service is bound to (checklist A13), by the hash
+    /// ([`crate::secret::hash_token`]) of the session id: the id is a bearer-like secret and
+    /// is not stored in clear.
+    pub fn mcp_session(service_id: &str, session_hash: &str) -> String {
+        format!("mcpsession:{service_id}:{session_hash}")
+    }
     /// The signing key set.
     pub fn signing_keys() -> String {
         "signing-keys".to_owned()

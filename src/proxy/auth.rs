@@ -180,17 +180,29 @@ pub fn challenge(
     service: &ServiceSettings,
     error: Option<(&str, &str)>,
 ) -> String {
+    challenge_with_scopes(settings, service_id, service.scopes.iter().map(String::as_str), error)
+}
+
+/// [`challenge`] naming `scopes` (minus `offline_access`, anything that is not a scope token
+/// and repeats) instead of the service's.
+pub fn challenge_with_scopes<'a>(
+    settings: &Settings,
+    service_id: &str,
+    scopes: impl IntoIterator<Item = &'a str>,
+    error: Option<(&str, &str)>,
+) -> String {
     let mut out = format!(
         "Bearer resource_metadata=\"{}/.well-known/oauth-protected-resource/{}/mcp\"",
         settings.issuer,
         quotable(service_id)
     );
-    let scopes: Vec<&str> = service
-        .scopes
-        .iter()
-        .map(String::as_str)
-        .filter(|s| *s != "offline_access" && is_scope_token(s))
-        .collect();
+    let mut listed: Vec<&str> = Vec::new();
+    for scope in scopes {
+        if scope != "offline_access" && is_scope_token(scope) && !listed.contains(&scope) {
+            listed.push(scope);
+        }
+    }
+    let scopes = listed;
     if !scopes.is_empty() {
         out.push_str(&format!(", scope=\"{}\"", scopes.join(" ")));
     }

@@ -1,5 +1,7 @@
 //! The streaming forward (checklist C2, C3, C5): the request body goes out as it arrives, the
-//! response body comes back chunk by chunk, nothing is buffered or decompressed.
+//! response body comes back chunk by chunk, nothing is buffered or decompressed. The one
+//! exception is a POST whose body the step-up check had to read (services with
+//! `tool_scopes`): those bytes go out unchanged, with a `Content-Length`.
 //!
 //! The service's `timeout` bounds only the wait for the backend's response head: awc's own
 //! timeout is disabled on the client because its deadline would also cut a response body that
@@ -12,6 +14,7 @@ use actix_web::body::{self, SizedStream};
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::http::Uri;
 use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::Bytes;
 
 use super::error::ProxyError;
 use super::headers;
@@ -55,11 +58,19 @@ pub struct Target<'a> {
     pub issuer: &'a str,
 }
 
-/// Forwards `req` with `payload` to the service and streams the answer back.
+/// The request body to send on.
+pub enum Body {
+    /// The client's body, streamed as it arrives (the normal case).
+    Stream(web::Payload),
+    /// A body the gateway had to read whole to authorize it (step-up), sent as read.
+    Buffered(Bytes),
+}
+
+/// Forwards `req` with `body` to the service and streams the answer back.
 pub async fn forward(
     client: &awc::Client,
     req: &HttpRequest,
-    payload: web::Payload,
+    body: Body,
     target: &Target<'_>,
     user: Option<&AccessClaims>,
 ) -> Result<HttpResponse, ProxyError> {
@@ -74,10 +85,11 @@ pub async fn forward(
     if let Some(user) = user {
         headers::add_user_headers(user, out.headers_mut());
     }
-    let send = match request_body(req.headers()) {
-        RequestBody::None => out.send_body(body::None::new()),
-        RequestBody::Sized(len) => out.send_body(SizedStream::new(len, payload)),
-        RequestBody::Chunked => out.send_stream(payload),
+    let send = match (request_body(req.headers()), body) {
+        (RequestBody::None, _) => out.send_body(body::None::new()),
+        (_, Body::Buffered(bytes)) => out.send_body(bytes),
+        (RequestBody::Sized(len), Body::Stream(payload)) => out.send_body(SizedStream::new(len, payload)),
+        (RequestBody::Chunked, Body::Stream(payload)) => out.send_stream(payload),
     };
     let result = match target.service.timeout {
         0 => send.await,

@@ -1,6 +1,7 @@
 //! A test MCP backend on 127.0.0.1 port 0: echoes what it received, streams SSE events with
-//! recorded send times, answers slowly, or answers 404/405/202/204, so proxy tests can see
-//! exactly what the gateway forwards and how it streams.
+//! recorded send times, records requests and opens sessions, answers slowly, or answers
+//! 404/405/202/204, so proxy tests can see exactly what the gateway forwards and how it
+//! streams.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -20,6 +21,29 @@ pub struct SseLog {
     pub sent: Mutex<Vec<Instant>>,
     /// Set when a stream was dropped before it sent all its events (client went away).
     pub dropped_early: AtomicBool,
+}
+
+/// One request the `/record` route received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// `x-user-id` the gateway sent, if any.
+    pub user: Option<String>,
+    /// `mcp-session-id` of the request, if any.
+    pub session: Option<String>,
+    /// `content-length` of the request, if any.
+    pub content_length: Option<String>,
+    /// `transfer-encoding` of the request, if any.
+    pub transfer_encoding: Option<String>,
+    /// The body as received.
+    pub body: String,
+}
+
+/// What `/record` saw, in order.
+#[derive(Default)]
+pub struct RecordLog {
+    /// Every request.
+    pub requests: Mutex<Vec<Recorded>>,
+    next_session: std::sync::atomic::AtomicUsize,
 }
 
 /// Knobs of the backend.
@@ -43,6 +67,8 @@ pub struct TestBackend {
     pub port: u16,
     /// Shared with the SSE route.
     pub sse: Arc<SseLog>,
+    /// Shared with the `/record` route.
+    pub record: Arc<RecordLog>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -58,10 +84,14 @@ impl TestBackend {
         let port = listener.local_addr().expect("local addr").port();
         let sse = Arc::new(SseLog::default());
         let shared = sse.clone();
+        let record = Arc::new(RecordLog::default());
+        let record_shared = record.clone();
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(web::Data::new(options.clone()))
                 .app_data(web::Data::from(shared.clone()))
+                .app_data(web::Data::from(record_shared.clone()))
+                .route("/record", web::route().to(record_request))
                 .route("/mcp", web::post().to(echo_with_session))
                 .route("/mcp", web::get().to(get_mcp))
                 .route("/mcp", web::delete().to(|| async { HttpResponse::NoContent().finish() }))
@@ -80,12 +110,17 @@ impl TestBackend {
         .run();
         let handle = server.handle();
         actix_web::rt::spawn(server);
-        TestBackend { address: format!("http://127.0.0.1:{port}"), port, sse, handle }
+        TestBackend { address: format!("http://127.0.0.1:{port}"), port, sse, record, handle }
     }
 
     /// `{address}{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
+    }
+
+    /// What `/record` received so far.
+    pub fn recorded(&self) -> Vec<Recorded> {
+        self.record.requests.lock().expect("lock").clone()
     }
 
     /// How many SSE events have been sent so far.
@@ -125,6 +160,28 @@ async fn echo(req: HttpRequest, body: Bytes) -> HttpResponse {
 
 async fn echo_with_session(req: HttpRequest, body: Bytes) -> HttpResponse {
     HttpResponse::Ok().insert_header(("Mcp-Session-Id", "s-123")).json(echo_json(&req, &body))
+}
+
+/// Records the request; a request without `Mcp-Session-Id` opens a new session (`sess-N` in
+/// the response header, like an `initialize`), one with it is answered without the header.
+async fn record_request(req: HttpRequest, body: Bytes, log: web::Data<RecordLog>) -> HttpResponse {
+    let get =
+        |name: &str| req.headers().get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let recorded = Recorded {
+        user: get("x-user-id"),
+        session: get("mcp-session-id"),
+        content_length: get("content-length"),
+        transfer_encoding: get("transfer-encoding"),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    };
+    let opens = recorded.session.is_none();
+    log.requests.lock().expect("lock").push(recorded);
+    let mut res = HttpResponse::Ok();
+    if opens {
+        let n = log.next_session.fetch_add(1, Ordering::SeqCst);
+        res.insert_header(("Mcp-Session-Id", format!("sess-{n}")));
+    }
+    res.json(serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": {}}))
 }
 
 async fn get_mcp(options: web::Data<BackendOptions>) -> HttpResponse {

@@ -14,6 +14,8 @@ mod metadata;
 mod proxy;
 mod register;
 mod revoke_introspect;
+mod sessions;
 mod smoke;
+mod stepup;
 mod token;
 mod upstream;

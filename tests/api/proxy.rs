@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::backend::{BackendOptions, TestBackend};
 use crate::helpers::{spawn_app_with, TestApp};
 
-fn service(url: String) -> ServiceSettings {
+pub fn service(url: String) -> ServiceSettings {
     ServiceSettings {
         name: "Test service".into(),
         url,
@@ -27,7 +27,7 @@ fn service(url: String) -> ServiceSettings {
 
 /// The gateway with the services `adjust` adds, on one worker so that a second request
 /// with the same token meets that worker's verified-token cache.
-async fn gateway(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+pub async fn gateway(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_app_with(|s| {
         s.runtime.workers = 1;
         adjust(s);
@@ -44,7 +44,7 @@ async fn gateway_for(backend: &TestBackend) -> TestApp {
     .await
 }
 
-fn claims(app: &TestApp, service_id: &str) -> AccessClaims {
+pub fn claims(app: &TestApp, service_id: &str) -> AccessClaims {
     let now = app.state.clock.now();
     AccessClaims {
         iss: app.settings.issuer.clone(),
@@ -63,24 +63,24 @@ fn claims(app: &TestApp, service_id: &str) -> AccessClaims {
     }
 }
 
-fn sign(app: &TestApp, claims: &AccessClaims) -> String {
+pub fn sign(app: &TestApp, claims: &AccessClaims) -> String {
     app.state.keys.sign(claims).expect("sign")
 }
 
-fn token_for(app: &TestApp, service_id: &str) -> String {
+pub fn token_for(app: &TestApp, service_id: &str) -> String {
     sign(app, &claims(app, service_id))
 }
 
-fn header(res: &awc::ClientResponse<impl Sized>, name: &str) -> Option<String> {
+pub fn header(res: &awc::ClientResponse<impl Sized>, name: &str) -> Option<String> {
     res.headers().get(name).map(|v| v.to_str().expect("ascii header").to_owned())
 }
 
 /// The first value of `name` in the backend's echo.
-fn echoed<'a>(echo: &'a Value, name: &str) -> Option<&'a str> {
+pub fn echoed<'a>(echo: &'a Value, name: &str) -> Option<&'a str> {
     echo["headers"][name][0].as_str()
 }
 
-async fn body_json(
+pub async fn body_json(
     res: &mut awc::ClientResponse<
         impl futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
     >,
