@@ -39,6 +39,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Yaml)]
         format: Format,
     },
+    /// Add a signing key to the shared store; running gateways pick it up, and tokens signed
+    /// with older keys stay valid until they expire.
+    RotateKeys,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::CheckConfig { format: Format::Yaml }) => check_config(&settings, OutputFormat::Yaml),
         Some(Command::CheckConfig { format: Format::Json }) => check_config(&settings, OutputFormat::Json),
+        Some(Command::RotateKeys) => rotate_keys(&settings),
         None => serve(settings),
     }
 }
@@ -82,6 +86,26 @@ fn check_config(settings: &Settings, format: OutputFormat) -> ExitCode {
         Err(e) => {
             eprintln!("{e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+fn rotate_keys(settings: &Settings) -> ExitCode {
+    let result = actix_web::rt::System::new().block_on(mcp_gateway::actors::keys::rotate_keys(settings));
+    match result {
+        Ok(r) => {
+            println!(
+                "added signing key {} (signs from unix {}); key set: {}; retired: {}",
+                r.kid,
+                r.signs_from,
+                r.kept.join(", "),
+                if r.retired.is_empty() { "none".to_owned() } else { r.retired.join(", ") }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -275,3 +275,35 @@ fn the_default_config_starts_and_answers_http() {
     running.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert!(err.contains("set session_secret so sessions survive restarts"), "{err}");
 }
+
+#[test]
+fn rotate_keys_refuses_memory_storage() {
+    let out = run(gateway().arg("rotate-keys"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs a shared storage backend"));
+}
+
+/// Against the machine's Redis (scripts/test-services.sh starts it): each run adds one key to
+/// the set kept under a prefix of its own, and the earlier key stays for verification.
+#[test]
+fn rotate_keys_adds_a_key_to_the_shared_set() {
+    let scratch = Scratch::new();
+    let prefix = format!("cli-rotate-{}-{}:", std::process::id(), free_port());
+    let yaml = format!(
+        "{GOOD_SECRET}storage:\n  type: redis\n  redis: {{ host: 127.0.0.1, port: 6379, key_prefix: \"{prefix}\" }}\n"
+    );
+    let file = scratch.file("redis.yaml", &yaml);
+    let first = run(gateway().arg("--config").arg(&file).arg("rotate-keys"));
+    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
+    let second = run(gateway().arg("--config").arg(&file).arg("rotate-keys"));
+    assert_eq!(second.status.code(), Some(0), "{}", String::from_utf8_lossy(&second.stderr));
+    let first_kid = key_id(&first);
+    let second_out = String::from_utf8_lossy(&second.stdout).into_owned();
+    assert_ne!(first_kid, key_id(&second));
+    assert!(second_out.contains(&first_kid), "the first key is kept in the set: {second_out}");
+}
+
+fn key_id(out: &Output) -> String {
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().nth(3).unwrap_or_default().to_owned()
+}
