@@ -34,7 +34,7 @@ async fn authorization_server_metadata_lists_every_endpoint_and_capability() {
         assert!(methods.iter().any(|v| v == method), "{method}");
     }
     assert_eq!(m["scopes_supported"], serde_json::json!(["read", "write"]), "union, no offline_access");
-    assert_eq!(m["client_id_metadata_document_supported"], false);
+    assert_eq!(m["client_id_metadata_document_supported"], true);
     assert_eq!(m["authorization_response_iss_parameter_supported"], true);
     assert!(m["revocation_endpoint_auth_methods_supported"].is_array());
     assert!(m["introspection_endpoint_auth_methods_supported"].is_array());
