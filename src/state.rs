@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::actors::Actors;
 use crate::config::Settings;
-use crate::oauth::jwt::SigningKeys;
+use crate::oauth::jwt::KeyRing;
 use crate::proxy::session::SessionBindings;
 use crate::storage::Backend;
 use crate::upstream::Upstream;
@@ -68,8 +68,8 @@ impl RevocationSet {
 pub struct AppState {
     /// Validated settings; `issuer` is final (no trailing slash).
     pub settings: Arc<Settings>,
-    /// Keys access tokens are signed and checked with.
-    pub keys: Arc<SigningKeys>,
+    /// Keys access tokens are signed and checked with (swapped whole on key rotation).
+    pub keys: KeyRing,
     /// The one upstream identity provider.
     pub upstream: Arc<Upstream>,
     /// The gateway's clock.

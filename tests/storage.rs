@@ -12,7 +12,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bb8_redis::redis;
 use mcp_gateway::config::{RedisSettings, StorageSettings, VaultSettings};
-use mcp_gateway::storage::{self, acceptance, MemoryStore, RedisStore, Store, StoreError, VaultStore};
+use mcp_gateway::state::RevocationSet;
+use mcp_gateway::storage::{
+    self, acceptance, MemoryStore, RedisStore, Revocation, Store, StoreError, VaultStore,
+};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -312,6 +315,66 @@ async fn redis_store_recovers_by_itself_after_a_restart() {
     assert_eq!(store.get("after").await.unwrap().as_deref(), Some(&b"back"[..]));
     assert_eq!(store.take("after").await.unwrap().as_deref(), Some(&b"back"[..]));
     store.ping().await.unwrap();
+}
+
+/// Waits until `set` holds `id`, failing after `within`.
+async fn until_revoked(set: &RevocationSet, id: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    while !set.contains(id) {
+        assert!(Instant::now() < deadline, "revocation {id} not seen within {within:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn redis_revocations_reach_other_connections_and_the_reader_survives_a_restart() {
+    let mut server = RedisServer::start(None).await;
+    let a = RedisStore::connect(&server.settings("fan:")).await.unwrap();
+    let b = RedisStore::connect(&server.settings("fan:")).await.unwrap();
+    acceptance::revocations_fan_out(&a, &b, "x").await.unwrap();
+    // Another prefix is another deployment: it hears nothing.
+    let other = RedisStore::connect(&server.settings("other:")).await.unwrap();
+    let unrelated = RevocationSet::default();
+    other.watch_revocations(unrelated.clone());
+
+    let set = RevocationSet::default();
+    b.watch_revocations(set.clone());
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.spawn().await;
+    let rev = Revocation { id: "after-restart".into(), until: i64::MAX / 4 };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Err(e) = a.publish_revocation(&rev).await {
+        assert!(Instant::now() < deadline, "publishing still fails after restart: {e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The reader dials again by itself (retry every 0.5 s) and resumes.
+    until_revoked(&set, "after-restart", Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!unrelated.contains("after-restart"), "key_prefix separates deployments");
+}
+
+#[tokio::test]
+async fn vault_revocations_reach_another_connection() {
+    let bao = Bao::start().await;
+    let settings = bao.settings(&unique("fan"));
+    let a = VaultStore::connect(&settings).await.unwrap();
+    let b = VaultStore::connect(&settings).await.unwrap();
+    acceptance::revocations_fan_out(&a, &b, "x").await.unwrap();
+}
+
+#[tokio::test]
+async fn rediss_against_a_plain_server_fails_cleanly() {
+    // The TLS handshake really runs (rustls) and fails: an error, not a panic or a hang.
+    let settings = RedisSettings {
+        url: Some("rediss://127.0.0.1:6379/0".into()),
+        connect_timeout_ms: 1000,
+        ..RedisSettings::default()
+    };
+    let started = Instant::now();
+    let err = RedisStore::connect(&settings).await.err().expect("plain server refuses TLS");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(matches!(err, StoreError::Unavailable(_) | StoreError::Backend(_)), "{err}");
 }
 
 #[tokio::test]

@@ -7,6 +7,11 @@
 //! code, on any number of instances, exactly one finds it. Each record's lifetime is stamped
 //! here from settings (the handler's `expires_at` is replaced), checked against the clock on
 //! read, and also given to the backend as a TTL so it forgets the record.
+//!
+//! A redemption that finds neither the code nor its used-marker looks for the marker again a
+//! few times over about half a second before calling the code invalid: a concurrent
+//! redemption may have taken the code and not yet written the marker, and the replay must be
+//! recognised (its family revoked) even then.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +30,8 @@ use crate::storage::{json, Backend};
 const MAX_CODE_TTL: u64 = 600;
 /// How long past a code's own lifetime its redemption is remembered at least.
 const USED_CODE_MARGIN: u64 = 3600;
+/// Pauses (ms) before looking again for a used-marker that is not there yet.
+const RECHECK_MS: [u64; 6] = [10, 20, 40, 80, 160, 320];
 
 /// The logic behind [`AuthCodes`]. Unit-tested without actix.
 pub struct CodeStore {
@@ -107,10 +114,21 @@ impl CodeStore {
             }
             // Expired: void, and no token was ever issued from it, so nothing to revoke.
             Some(_) => Ok(Redemption::Invalid),
-            None => match json::get::<_, String>(&self.backend, &keys::used_code(&hash)).await? {
-                Some(family_id) => Ok(Redemption::Replayed { family_id }),
-                None => Ok(Redemption::Invalid),
-            },
+            None => self.replayed(&hash).await,
+        }
+    }
+
+    /// The code was not there: a replay if its used-marker is (or shortly becomes) there.
+    async fn replayed(&self, hash: &str) -> Result<Redemption, OAuthError> {
+        let mut pauses = RECHECK_MS.iter();
+        loop {
+            if let Some(family_id) = json::get::<_, String>(&self.backend, &keys::used_code(hash)).await? {
+                return Ok(Redemption::Replayed { family_id });
+            }
+            match pauses.next() {
+                Some(ms) => tokio::time::sleep(Duration::from_millis(*ms)).await,
+                None => return Ok(Redemption::Invalid),
+            }
         }
     }
 }
@@ -343,6 +361,8 @@ mod tests {
             let r = task.await.map_err(OAuthError::internal)??;
             if is_redeemed(&r) {
                 wins += 1;
+            } else {
+                assert!(matches!(r, Redemption::Replayed { .. }), "every loser is a replay: {r:?}");
             }
         }
         assert_eq!(wins, 1);

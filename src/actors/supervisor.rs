@@ -2,10 +2,12 @@
 //! connects the configured backend (refusing to start when it cannot be reached, unless
 //! `storage.fallback_to_memory` is set), loads or creates the signing keys there, and starts
 //! the four state actors on it, each under an [`actix::Supervisor`] that restarts it should it
-//! stop. While running it pings the backend every ten seconds and answers [`GetHealth`].
+//! stop. It starts the backend's revocation watcher (revocations made by any instance reach
+//! this one's local set), re-reads the signing keys every [`KEY_POLL`] (key rotation), pings
+//! the backend every ten seconds, and answers [`GetHealth`] with a fresh check.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
@@ -15,11 +17,12 @@ use crate::actors::codes::CodeStore;
 use crate::actors::sessions::SessionStore;
 use crate::actors::tokens::TokenService;
 use crate::config::{Settings, StorageSettings};
-use crate::oauth::jwt::{SigningKeys, StoredKey};
-use crate::oauth::model::keys;
+use crate::oauth::jwt::KeyRing;
 use crate::startup::StartupError;
 use crate::state::{Clock, RevocationSet};
-use crate::storage::{self, json, Backend, MemoryStore, Store, StoreError};
+use crate::storage::{self, Backend, MemoryStore, Store, StoreError};
+
+pub use super::keys::{load_signing_keys, rotate_keys, KeyRotation, KEY_POLL};
 
 /// Storage types the gateway knows. Anything else is a typo and never falls back to memory.
 const KNOWN_BACKENDS: [&str; 3] = ["memory", "redis", "vault"];
@@ -27,14 +30,26 @@ const KNOWN_BACKENDS: [&str; 3] = ["memory", "redis", "vault"];
 const PING_EVERY: Duration = Duration::from_secs(10);
 /// How often the memory-fallback warning is repeated while it is in effect.
 const FALLBACK_WARN_EVERY: Duration = Duration::from_secs(60);
+/// A health check younger than this answers [`GetHealth`] without asking the backend again.
+const HEALTH_FRESH: Duration = Duration::from_millis(250);
 
-/// The supervisor actor: backend health for `/health`.
+/// The supervisor actor: backend health for `/health`, and the signing-key poll.
 pub struct StorageSupervisor {
     backend: Backend,
     configured: String,
     fallback: bool,
     healthy: bool,
     pinging: bool,
+    checked_at: Option<Instant>,
+    keys: Option<KeyWatch>,
+}
+
+/// What the key poll needs.
+struct KeyWatch {
+    ring: KeyRing,
+    issuer: String,
+    clock: Clock,
+    busy: bool,
 }
 
 impl StorageSupervisor {
@@ -47,7 +62,15 @@ impl StorageSupervisor {
             fallback,
             healthy: true,
             pinging: false,
+            checked_at: None,
+            keys: None,
         }
+    }
+
+    /// Also keeps `ring` in step with the key set stored in the backend (key rotation).
+    pub fn with_key_poll(mut self, ring: KeyRing, issuer: &str, clock: Clock) -> Self {
+        self.keys = Some(KeyWatch { ring, issuer: issuer.to_owned(), clock, busy: false });
+        self
     }
 
     /// What `/health` reports.
@@ -62,18 +85,40 @@ impl StorageSupervisor {
         }
         self.pinging = true;
         let backend = self.backend.clone();
-        let ping = async move { backend.ping().await }.into_actor(self).map(|res, act, _| act.record(res));
+        let ping = async move { backend.ping().await }.into_actor(self).map(|res, act, _| {
+            act.pinging = false;
+            act.record(res);
+        });
         ctx.spawn(ping);
     }
 
     fn record(&mut self, res: Result<(), StoreError>) {
-        self.pinging = false;
+        self.checked_at = Some(Instant::now());
         match (&res, self.healthy) {
             (Err(e), true) => log::error!("storage backend {} stopped answering: {e}", self.backend.name()),
             (Ok(()), false) => log::info!("storage backend {} answers again", self.backend.name()),
             _ => {}
         }
         self.healthy = res.is_ok();
+    }
+
+    fn poll_keys(&mut self, ctx: &mut Context<Self>) {
+        let Some(watch) = self.keys.as_mut().filter(|w| !w.busy) else { return };
+        watch.busy = true;
+        let (backend, ring, issuer, now) =
+            (self.backend.clone(), watch.ring.clone(), watch.issuer.clone(), watch.clock.now());
+        let poll = async move { super::keys::refresh_keys(&backend, &ring, &issuer, now).await }
+            .into_actor(self)
+            .map(|res, act, _| {
+                if let Some(watch) = act.keys.as_mut() {
+                    watch.busy = false;
+                }
+                if let Err(e) = res {
+                    // The health ping reports an outage; this only matters if it persists.
+                    log::debug!("signing keys not re-read: {e}");
+                }
+            });
+        ctx.spawn(poll);
     }
 
     fn warn_fallback(&self) {
@@ -90,6 +135,10 @@ impl Actor for StorageSupervisor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(PING_EVERY, |act, ctx| act.ping(ctx));
+        // Memory keys live only here: there is no shared set to follow.
+        if self.keys.is_some() && !matches!(self.backend, Backend::Memory(_)) {
+            ctx.run_interval(KEY_POLL, |act, ctx| act.poll_keys(ctx));
+        }
         if self.fallback {
             self.warn_fallback();
             ctx.run_interval(FALLBACK_WARN_EVERY, |act, _| act.warn_fallback());
@@ -97,11 +146,20 @@ impl Actor for StorageSupervisor {
     }
 }
 
+/// Answers from a check at most [`HEALTH_FRESH`] old, asking the backend otherwise, so
+/// `/health` reflects an outage (or a recovery) at once rather than up to [`PING_EVERY`] late.
 impl Handler<GetHealth> for StorageSupervisor {
-    type Result = MessageResult<GetHealth>;
+    type Result = ResponseActFuture<Self, StorageHealth>;
 
     fn handle(&mut self, _: GetHealth, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.health())
+        if self.checked_at.is_some_and(|t| t.elapsed() < HEALTH_FRESH) {
+            return Box::pin(fut::ready(self.health()));
+        }
+        let backend = self.backend.clone();
+        Box::pin(async move { backend.ping().await }.into_actor(self).map(|res, act, _| {
+            act.record(res);
+            act.health()
+        }))
     }
 }
 
@@ -134,43 +192,14 @@ pub async fn connect_backend(settings: &StorageSettings) -> Result<(Backend, boo
     }
 }
 
-/// The signing key set kept in `backend`, created if absent. Several instances starting at
-/// once agree: only one `put_if_absent` wins and the others read the winner's set.
-pub async fn load_signing_keys(
-    backend: &Backend,
-    issuer: &str,
-    now: i64,
-) -> Result<SigningKeys, StartupError> {
-    let key = keys::signing_keys();
-    let stored = match json::get::<_, Vec<StoredKey>>(backend, &key).await.map_err(storage_error)? {
-        Some(existing) => existing,
-        None => {
-            let fresh = vec![StoredKey::generate(now).map_err(|e| StartupError::Storage(e.to_string()))?];
-            if json::put_if_absent(backend, &key, &fresh, None).await.map_err(storage_error)? {
-                log::info!("created a new signing key");
-                fresh
-            } else {
-                json::get(backend, &key)
-                    .await
-                    .map_err(storage_error)?
-                    .ok_or_else(|| StartupError::Storage("signing keys vanished while starting".into()))?
-            }
-        }
-    };
-    SigningKeys::new(issuer, stored).map_err(|e| StartupError::Storage(format!("signing keys: {e}")))
-}
-
-fn storage_error(e: StoreError) -> StartupError {
-    StartupError::Storage(e.to_string())
-}
-
-/// Connects storage, loads the signing keys and starts the supervisor and the four state
-/// actors, once. Must run inside the actix system (startup does).
+/// Connects storage, loads the signing keys, starts following revocations and starts the
+/// supervisor and the four state actors, once. Must run inside the actix system (startup
+/// does).
 pub async fn start(
     settings: Arc<Settings>,
     clock: Clock,
     revoked: RevocationSet,
-) -> Result<(Actors, Arc<SigningKeys>), StartupError> {
+) -> Result<(Actors, KeyRing), StartupError> {
     let (backend, fallback) = connect_backend(&settings.storage).await?;
     start_on(backend, fallback, settings, clock, revoked).await
 }
@@ -184,8 +213,9 @@ pub async fn start_on(
     settings: Arc<Settings>,
     clock: Clock,
     revoked: RevocationSet,
-) -> Result<(Actors, Arc<SigningKeys>), StartupError> {
-    let keys = Arc::new(load_signing_keys(&backend, &settings.issuer, clock.now()).await?);
+) -> Result<(Actors, KeyRing), StartupError> {
+    let keys = KeyRing::new(load_signing_keys(&backend, &settings.issuer, clock.now()).await?);
+    backend.watch_revocations(revoked.clone());
     let actors = start_actors(backend, fallback, settings, clock, revoked, keys.clone());
     Ok((actors, keys))
 }
@@ -196,13 +226,16 @@ fn start_actors(
     settings: Arc<Settings>,
     clock: Clock,
     revoked: RevocationSet,
-    keys: Arc<SigningKeys>,
+    keys: KeyRing,
 ) -> Actors {
     let clients = Arc::new(ClientStore::new(backend.clone(), settings.clone(), clock.clone()));
     let codes = Arc::new(CodeStore::new(backend.clone(), settings.clone(), clock.clone()));
     let sessions = Arc::new(SessionStore::new(backend.clone(), settings.clone(), clock.clone()));
-    let tokens = Arc::new(TokenService::new(backend.clone(), settings.clone(), clock, keys, revoked));
-    let supervisor = StorageSupervisor::new(backend, &settings.storage.kind, fallback).start();
+    let tokens =
+        Arc::new(TokenService::new(backend.clone(), settings.clone(), clock.clone(), keys.clone(), revoked));
+    let supervisor = StorageSupervisor::new(backend, &settings.storage.kind, fallback)
+        .with_key_poll(keys, &settings.issuer, clock)
+        .start();
     Actors {
         clients: Supervisor::start(move |_| ClientRegistry::new(clients)),
         codes: Supervisor::start(move |_| AuthCodes::new(codes)),

@@ -8,7 +8,14 @@
 //! Rotation is decided by the atomic [`Store::take`](crate::storage::Store::take) of the old
 //! token's record. The new refresh token is `HMAC(old token, "rotate")`, so a duplicate
 //! request inside the grace window can recompute the very same pair from a marker left under
-//! the old token's hash, while storage never holds a usable plain token.
+//! the old token's hash, while storage never holds a usable plain token. The marker is the
+//! winner's first write after its take; a request that finds neither the token nor the marker
+//! looks again a few times over about half a second before refusing, so a duplicate landing
+//! between the winner's take and its marker write still gets the same pair.
+//!
+//! Revocations go to storage (for refreshes and introspection everywhere), to the local set at
+//! once, and are published through the backend so every other instance's proxy refuses the
+//! tokens within a second.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -21,17 +28,21 @@ use serde_json::{json, Value};
 use super::{Introspect, IssueTokens, Revoke, RevokeFamily, RotateRefresh};
 use crate::config::Settings;
 use crate::error::OAuthError;
-use crate::oauth::jwt::SigningKeys;
+use crate::oauth::jwt::KeyRing;
 use crate::oauth::model::{keys, AccessClaims, AuthCode, RefreshRecord, TokenResponse};
 use crate::secret::{hash_token, hmac_b64, random_token};
 use crate::state::{Clock, RevocationSet};
-use crate::storage::{json as store_json, Backend, Store as _};
+use crate::storage::{json as store_json, Backend, Revocation, Store as _};
 
 /// Extra seconds a revocation is kept locally past the tokens' expiry (covers the JWT
 /// verifier's clock leeway).
 const REVOCATION_MARGIN: i64 = 60;
 /// How often the local revocation set drops entries whose tokens have all expired.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// Pauses (ms) before looking again for a refresh token or its rotation marker when neither
+/// is found: covers a concurrent winner between its take and its marker write (one storage
+/// round trip, longer under load) at the cost of a slower `invalid_grant` for unknown tokens.
+const RECHECK_MS: [u64; 6] = [10, 20, 40, 80, 160, 320];
 
 /// What a rotated refresh token leaves behind, under its hash: enough to answer a duplicate
 /// request in the grace window with the same pair, and to detect reuse after it.
@@ -65,7 +76,7 @@ pub struct TokenService {
     backend: Backend,
     settings: Arc<Settings>,
     clock: Clock,
-    keys: Arc<SigningKeys>,
+    keys: KeyRing,
     revoked: RevocationSet,
 }
 
@@ -75,7 +86,7 @@ impl TokenService {
         backend: Backend,
         settings: Arc<Settings>,
         clock: Clock,
-        keys: Arc<SigningKeys>,
+        keys: KeyRing,
         revoked: RevocationSet,
     ) -> Self {
         TokenService { backend, settings, clock, keys, revoked }
@@ -115,10 +126,24 @@ impl TokenService {
     /// (resource differs), `invalid_scope` (scope not granted).
     pub async fn rotate(&self, req: RefreshRequest<'_>) -> Result<TokenResponse, OAuthError> {
         let old_hash = hash_token(req.refresh_token);
-        let live: Option<RefreshRecord> = store_json::take(&self.backend, &keys::refresh(&old_hash)).await?;
-        match live {
-            Some(record) => self.rotate_live(&req, &old_hash, record).await,
-            None => self.rotate_again(&req, &old_hash).await,
+        let mut pauses = RECHECK_MS.iter();
+        loop {
+            let live: Option<RefreshRecord> =
+                store_json::take(&self.backend, &keys::refresh(&old_hash)).await?;
+            if let Some(record) = live {
+                return self.rotate_live(&req, &old_hash, record).await;
+            }
+            let marker: Option<RotatedRecord> =
+                store_json::get(&self.backend, &keys::rotated_refresh(&old_hash)).await?;
+            if let Some(marker) = marker {
+                return self.rotate_again(&req, marker).await;
+            }
+            // Unknown or expired, or a concurrent winner has not written its marker yet (or
+            // is putting the token back after a bad request): look again shortly.
+            match pauses.next() {
+                Some(ms) => tokio::time::sleep(Duration::from_millis(*ms)).await,
+                None => return Err(invalid_grant()),
+            }
         }
     }
 
@@ -139,9 +164,6 @@ impl TokenService {
             self.revoke_family(&record.family_id).await?;
             return Err(invalid_grant());
         }
-        if self.family_revoked(&record.family_id).await? {
-            return Err(invalid_grant());
-        }
         let scope = match check_request(req, &record) {
             Ok(scope) => scope,
             Err(err) => {
@@ -152,7 +174,8 @@ impl TokenService {
             }
         };
         let claims = self.claims_for(&record, &scope);
-        // The marker goes first: it is what lets a duplicate in flight get the same pair.
+        // The marker is the first write after the take: it is what lets a duplicate in flight
+        // get the same pair, so nothing else may widen the gap before it.
         let rotated = RotatedRecord {
             family_id: record.family_id.clone(),
             client_id: record.client_id.clone(),
@@ -161,6 +184,9 @@ impl TokenService {
         };
         let marker_ttl = ttl(self.refresh_ttl());
         store_json::put(&self.backend, &keys::rotated_refresh(old_hash), &rotated, marker_ttl).await?;
+        if self.family_revoked(&record.family_id).await? {
+            return Err(invalid_grant());
+        }
         let new_token = successor(req.refresh_token);
         // RFC 6749 §6: the new refresh token keeps the scope of the old one; only the access
         // token is narrowed.
@@ -173,13 +199,8 @@ impl TokenService {
     async fn rotate_again(
         &self,
         req: &RefreshRequest<'_>,
-        old_hash: &str,
+        marker: RotatedRecord,
     ) -> Result<TokenResponse, OAuthError> {
-        let marker: Option<RotatedRecord> =
-            store_json::get(&self.backend, &keys::rotated_refresh(old_hash)).await?;
-        let Some(marker) = marker else {
-            return Err(invalid_grant());
-        };
         let now = self.clock.now();
         let in_grace = now - marker.rotated_at <= secs(self.settings.tokens.refresh_grace);
         if marker.client_id != req.client_id || !in_grace {
@@ -265,6 +286,7 @@ impl TokenService {
         let left = u64::try_from(until - self.clock.now()).unwrap_or(1).max(1);
         store_json::put(&self.backend, &keys::revoked_jti(jti), &until, ttl(left)).await?;
         self.revoked.insert(jti, until);
+        self.backend.publish_revocation(&Revocation { id: jti.to_owned(), until }).await?;
         Ok(())
     }
 
@@ -274,7 +296,9 @@ impl TokenService {
         let now = self.clock.now();
         let key = keys::revoked_family(family_id);
         store_json::put(&self.backend, &key, &now, ttl(self.refresh_ttl())).await?;
-        self.revoked.insert(family_id, now + self.access_ttl() + REVOCATION_MARGIN);
+        let until = now + self.access_ttl() + REVOCATION_MARGIN;
+        self.revoked.insert(family_id, until);
+        self.backend.publish_revocation(&Revocation { id: family_id.to_owned(), until }).await?;
         Ok(())
     }
 
@@ -486,14 +510,16 @@ mod tests {
         svc: Arc<TokenService>,
         clock: Clock,
         revoked: RevocationSet,
-        keys: Arc<SigningKeys>,
+        keys: KeyRing,
     }
 
     fn fixture() -> Result<Fixture, OAuthError> {
         let clock = Clock::default();
         let revoked = RevocationSet::default();
-        let keys =
-            Arc::new(SigningKeys::generate("http://gw.test", clock.now()).map_err(OAuthError::internal)?);
+        let keys = KeyRing::new(
+            crate::oauth::jwt::SigningKeys::generate("http://gw.test", clock.now())
+                .map_err(OAuthError::internal)?,
+        );
         let svc = TokenService::new(
             testing::memory(),
             testing::settings(),
@@ -641,11 +667,9 @@ mod tests {
         Ok(())
     }
 
-    /// Fifty copies of one refresh request at once. Exactly one wins the take and rotates.
-    /// The others either find the rotation marker (inside the grace window: they get the
-    /// SAME pair) or arrive in the short gap between the take and the marker write and get
-    /// `invalid_grant` without harming the family. So: at least one success, every success is
-    /// the identical pair, every failure is `invalid_grant`, and the family stays usable.
+    /// Fifty copies of one refresh request at once. Exactly one wins the take and rotates;
+    /// every other one finds the rotation marker (looking again if it came before the
+    /// marker) and, inside the grace window, gets the SAME pair. The family stays usable.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn fifty_concurrent_rotations_agree_on_one_pair() -> Result<(), OAuthError> {
         let f = fixture()?;
@@ -658,12 +682,8 @@ mod tests {
             .collect();
         let mut pairs = BTreeSet::new();
         for task in tasks {
-            match task.await.map_err(OAuthError::internal)? {
-                Ok(t) => {
-                    pairs.insert((t.refresh_token.clone(), f.claims(&t)?.jti));
-                }
-                Err(e) => assert_eq!(e.code(), "invalid_grant"),
-            }
+            let t = task.await.map_err(OAuthError::internal)??;
+            pairs.insert((t.refresh_token.clone(), f.claims(&t)?.jti));
         }
         assert_eq!(pairs.len(), 1, "every successful duplicate got the same pair");
         assert!(!f.revoked.contains("fam-1"));

@@ -5,8 +5,15 @@
 //! second round trip per operation). Here a connection is marked broken when a command on it
 //! fails at the connection level, so the pool drops it and dials again: that is what lets the
 //! store recover by itself after Redis restarts. Single use is Redis's own `GETDEL`.
+//!
+//! Revocations go to a stream (`{key_prefix}revocations`, capped at [`REVOCATIONS_KEPT`]
+//! entries). Each instance follows it with a blocking `XREAD` on a connection of its own,
+//! remembering the last entry id: a new revocation arrives in well under a second, and after a
+//! lost connection or a Redis restart the reader resumes where it stopped, so nothing published
+//! meanwhile is missed (which plain pub/sub would drop). A fresh instance reads the stream from
+//! the start, so it learns every revocation still kept.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bb8_redis::bb8::{ErrorSink, ManageConnection, Pool, RunError};
@@ -15,8 +22,17 @@ use bb8_redis::redis::{
 };
 use secrecy::ExposeSecret;
 
-use super::{Store, StoreError};
+use super::{Revocation, Store, StoreError};
 use crate::config::RedisSettings;
+use crate::state::RevocationSet;
+
+/// Revocation stream entries kept (approximately). An entry is moot once its tokens expire,
+/// so this only needs to exceed the revocations of one access-token lifetime.
+const REVOCATIONS_KEPT: u64 = 100_000;
+/// How long one blocking read of the revocation stream waits for news.
+const REVOCATION_BLOCK_MS: u64 = 1000;
+/// Pause before dialling again after the revocation reader lost Redis.
+const REVOCATION_RETRY: Duration = Duration::from_millis(500);
 
 /// The Redis backend. Cloning shares the pool.
 #[derive(Clone)]
@@ -27,6 +43,15 @@ pub struct RedisStore {
     last_error: LastError,
     /// `host:port`, for messages (never the password).
     address: Arc<str>,
+    /// How the revocation reader dials its own connection. Background tasks hold a `Weak` of
+    /// it and stop once every clone of the store is dropped.
+    dial: Arc<Dial>,
+}
+
+/// A client and its connect timeout.
+struct Dial {
+    client: redis::Client,
+    connect_timeout: Duration,
 }
 
 impl RedisStore {
@@ -53,7 +78,7 @@ impl RedisStore {
         let connect_timeout = Duration::from_millis(settings.connect_timeout_ms.max(1));
         let command_timeout = Duration::from_millis(settings.command_timeout_ms.max(1));
         let last_error = LastError::default();
-        let manager = Manager { client, connect_timeout, command_timeout };
+        let manager = Manager { client: client.clone(), connect_timeout, command_timeout };
         let pool = Pool::builder()
             .max_size(settings.max_connections.max(1))
             .connection_timeout(connect_timeout)
@@ -62,7 +87,14 @@ impl RedisStore {
             .error_sink(Box::new(last_error.clone()))
             .build_unchecked(manager);
         let prefix = Arc::from(settings.key_prefix.as_str());
-        Ok(RedisStore { pool, prefix, command_timeout, last_error, address: address.into() })
+        Ok(RedisStore {
+            pool,
+            prefix,
+            command_timeout,
+            last_error,
+            address: address.into(),
+            dial: Arc::new(Dial { client, connect_timeout }),
+        })
     }
 
     fn key(&self, key: &str) -> String {
@@ -203,6 +235,102 @@ impl Store for RedisStore {
             Err(StoreError::Backend(format!("unexpected PING answer: {pong}")))
         }
     }
+
+    async fn publish_revocation(&self, rev: &Revocation) -> Result<(), StoreError> {
+        let body = serde_json::to_vec(rev).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(self.key("revocations"))
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(REVOCATIONS_KEPT)
+            .arg("*")
+            .arg("r")
+            .arg(body);
+        self.run::<String>(cmd).await.map(drop)
+    }
+
+    fn watch_revocations(&self, into: RevocationSet) {
+        let reader = RevocationReader {
+            client: self.dial.client.clone(),
+            config: AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(self.dial.connect_timeout))
+                .set_response_timeout(Some(
+                    Duration::from_millis(REVOCATION_BLOCK_MS) + self.command_timeout,
+                )),
+            stream: self.key("revocations"),
+            alive: Arc::downgrade(&self.dial),
+            into,
+            last_id: "0-0".into(),
+        };
+        tokio::spawn(reader.run());
+    }
+}
+
+/// Follows the revocation stream into a local set (see the module docs).
+struct RevocationReader {
+    client: redis::Client,
+    config: AsyncConnectionConfig,
+    stream: String,
+    alive: Weak<Dial>,
+    into: RevocationSet,
+    /// Id of the last entry applied; reading resumes after it.
+    last_id: String,
+}
+
+/// `XREAD` answer: per stream, its entries as (id, flat field/value list).
+type StreamReply = Option<Vec<(String, Vec<(String, Vec<Vec<u8>>)>)>>;
+
+impl RevocationReader {
+    async fn run(mut self) {
+        let mut was_down = false;
+        while self.alive.strong_count() > 0 {
+            let result = match self.client.get_multiplexed_async_connection_with_config(&self.config).await {
+                Ok(mut conn) => {
+                    if was_down {
+                        log::info!("revocation reader reconnected to Redis");
+                        was_down = false;
+                    }
+                    self.follow(&mut conn).await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
+                if !was_down {
+                    log::warn!("revocation reader lost Redis ({}); retrying", classify(&e));
+                    was_down = true;
+                }
+                tokio::time::sleep(REVOCATION_RETRY).await;
+            }
+        }
+    }
+
+    /// Reads until the connection fails or the store is dropped.
+    async fn follow(&mut self, conn: &mut MultiplexedConnection) -> Result<(), RedisError> {
+        while self.alive.strong_count() > 0 {
+            let mut cmd = redis::cmd("XREAD");
+            cmd.arg("COUNT").arg(1000).arg("BLOCK").arg(REVOCATION_BLOCK_MS);
+            cmd.arg("STREAMS").arg(&self.stream).arg(&self.last_id);
+            let reply: StreamReply = cmd.query_async(conn).await?;
+            for (_, entries) in reply.into_iter().flatten() {
+                for (id, fields) in entries {
+                    self.apply(&fields);
+                    self.last_id = id;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&self, fields: &[Vec<u8>]) {
+        for pair in fields.chunks_exact(2) {
+            if pair[0] == b"r" {
+                match serde_json::from_slice::<Revocation>(&pair[1]) {
+                    Ok(rev) => self.into.insert(&rev.id, rev.until),
+                    Err(e) => log::warn!("skipping a malformed revocation entry: {e}"),
+                }
+            }
+        }
+    }
 }
 
 /// Makes multiplexed connections with the configured timeouts.
@@ -296,11 +424,10 @@ mod tests {
         assert_eq!(connection_url(&s).unwrap().scheme(), "rediss");
     }
 
-    #[test]
-    fn tls_without_tls_support_is_a_clear_error() {
+    #[tokio::test]
+    async fn tls_settings_are_accepted() {
         let s = RedisSettings { ssl: true, ..settings() };
-        let err = RedisStore::new(&s).err().expect("TLS is not built in");
-        assert!(matches!(err, StoreError::Backend(_)) && err.to_string().contains("TLS"), "{err}");
+        assert!(RedisStore::new(&s).is_ok(), "rustls is built in");
     }
 
     #[test]

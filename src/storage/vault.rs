@@ -7,7 +7,13 @@
 //! operations use check-and-set writes instead: `take` overwrites the version it read with a
 //! tombstone (`v: null`) under `cas = version`, and only one concurrent taker's write is
 //! accepted; `put_if_absent` writes with `cas = 0` (or on the version of a dead entry).
+//!
+//! Revocations are secrets named `{until}.{base64url(id)}` in the folder `{path_prefix}/rev`:
+//! every instance lists that folder every [`REVOCATION_POLL`] and takes what is new from the
+//! names alone (one LIST per poll, no reads). Entries past `until` are deleted now and then by
+//! whichever instance notices (deleting twice is harmless).
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,11 +26,18 @@ use vaultrs::api::kv2::requests::{ReadSecretRequest, SetSecretRequestOptions};
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
-use super::{Store, StoreError};
+use super::{Revocation, Store, StoreError};
 use crate::config::VaultSettings;
+use crate::state::RevocationSet;
 
 /// Entries the sweep inspects per round, so one round stays short however big the store is.
 const SWEEP_BATCH: usize = 500;
+/// Folder, under `path_prefix`, of the revocation entries.
+const REVOCATIONS_DIR: &str = "rev";
+/// How often each instance lists the revocation folder.
+const REVOCATION_POLL: Duration = Duration::from_millis(500);
+/// Every this many polls, moot revocation entries are deleted.
+const REVOCATION_CLEANUP_EVERY: u32 = 120;
 
 /// The Vault backend. Cloning shares the client and its background tasks, which stop once
 /// the last clone is dropped.
@@ -222,6 +235,29 @@ impl VaultStore {
         Ok(batch)
     }
 
+    /// Names in the revocation folder (none when it does not exist yet).
+    async fn revocation_names(&self) -> Result<Vec<String>, StoreError> {
+        let dir = self.under_prefix(REVOCATIONS_DIR);
+        match vaultrs::kv2::list(&*self.client(), &self.inner.mount, &dir).await {
+            Ok(names) => Ok(names),
+            Err(e) if is_not_found(&e) => Ok(Vec::new()),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// Deletes revocation entries whose `until` has passed.
+    async fn remove_moot_revocations(&self, names: &[String]) -> Result<(), StoreError> {
+        // `until` is gateway-clock time, never behind the real clock: moot by the real clock
+        // means moot for every instance.
+        let now = i64::try_from(now_ms() / 1000).unwrap_or(i64::MAX);
+        for name in names {
+            if parse_revocation(name).is_some_and(|r| r.until < now) {
+                self.remove(&self.under_prefix(&format!("{REVOCATIONS_DIR}/{name}"))).await?;
+            }
+        }
+        Ok(())
+    }
+
     fn start_sweeper(&self) {
         let interval = self.inner.settings.sweep_interval_secs;
         if interval == 0 {
@@ -262,6 +298,52 @@ impl VaultStore {
 /// Seconds to wait before refreshing a lease of `lease` seconds: two thirds of it, at least 1.
 fn refresh_after(lease: u64) -> Duration {
     Duration::from_secs((lease * 2 / 3).max(1))
+}
+
+/// Lists the revocation folder every [`REVOCATION_POLL`] and hands new entries to `into`.
+async fn revocation_poll_loop(weak: Weak<Inner>, into: RevocationSet) {
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut failing = false;
+    let mut round: u32 = 0;
+    loop {
+        let Some(inner) = weak.upgrade() else { return };
+        let store = VaultStore { inner };
+        match store.revocation_names().await {
+            Ok(names) => {
+                if std::mem::take(&mut failing) {
+                    log::info!("revocation poll reaches Vault again");
+                }
+                for rev in names.iter().filter(|n| !seen.contains(*n)).filter_map(|n| parse_revocation(n)) {
+                    into.insert(&rev.id, rev.until);
+                }
+                round = round.wrapping_add(1);
+                if round % REVOCATION_CLEANUP_EVERY == 0 {
+                    if let Err(e) = store.remove_moot_revocations(&names).await {
+                        log::debug!("Vault: moot revocations not deleted yet: {e}");
+                    }
+                }
+                seen = names.into_iter().collect();
+            }
+            Err(e) if !failing => {
+                log::warn!("revocation poll cannot read Vault ({e}); retrying");
+                failing = true;
+            }
+            Err(_) => {}
+        }
+        drop(store);
+        tokio::time::sleep(REVOCATION_POLL).await;
+    }
+}
+
+/// The entry name of a revocation: `{until}.{base64url(id)}`.
+fn revocation_name(rev: &Revocation) -> String {
+    format!("{}.{}", rev.until, URL_SAFE_NO_PAD.encode(rev.id.as_bytes()))
+}
+
+fn parse_revocation(name: &str) -> Option<Revocation> {
+    let (until, id) = name.split_once('.')?;
+    let id = String::from_utf8(URL_SAFE_NO_PAD.decode(id).ok()?).ok()?;
+    Some(Revocation { id, until: until.parse().ok()? })
 }
 
 async fn renew_loop(weak: Weak<Inner>, mut ttl: u64) {
@@ -466,6 +548,17 @@ impl Store for VaultStore {
         // Reading a key that does not exist checks reachability, token, mount and policy.
         self.read(&self.path("\u{0}ping")).await.map(drop)
     }
+
+    async fn publish_revocation(&self, rev: &Revocation) -> Result<(), StoreError> {
+        let path = self.under_prefix(&format!("{REVOCATIONS_DIR}/{}", revocation_name(rev)));
+        // The name says it all; the entry itself only has to exist.
+        let entry = Entry { v: Some(String::new()), exp_ms: None };
+        self.write(&path, &entry, None).await.map(drop)
+    }
+
+    fn watch_revocations(&self, into: RevocationSet) {
+        tokio::spawn(revocation_poll_loop(Arc::downgrade(&self.inner), into));
+    }
 }
 
 #[cfg(test)]
@@ -503,6 +596,15 @@ mod tests {
         assert!(is_cas_mismatch(&cas));
         assert!(!is_cas_mismatch(&api(400, &["invalid request"])));
         assert!(!is_cas_mismatch(&api(500, &["check-and-set"])));
+    }
+
+    #[test]
+    fn revocation_names_round_trip_and_junk_is_skipped() {
+        let rev = Revocation { id: "fam/ily:1.x".into(), until: 1_700_000_000 };
+        assert_eq!(parse_revocation(&revocation_name(&rev)), Some(rev));
+        for junk in ["", "nodot", "x.aWQ", "12.!!!", "12./w"] {
+            assert_eq!(parse_revocation(junk), None, "{junk}");
+        }
     }
 
     #[test]
