@@ -4,6 +4,10 @@
 //! Clients are stored under [`keys::client`] without a TTL: a registration lives until the
 //! backend is wiped. Secrets exist in plain form only in the registration response; storage
 //! holds their SHA-256.
+//!
+//! A client id that is a URL names a Client ID Metadata Document ([`crate::oauth::cimd`]):
+//! never stored, fetched when needed, validated with the same rules as a registration plus the
+//! document's own, and kept in a process-wide cache as long as its HTTP caching headers allow.
 
 use std::sync::Arc;
 
@@ -12,6 +16,7 @@ use actix::prelude::*;
 use super::{AuthenticateClient, ClientMetadata, GetClient, RegisterClient, Registered};
 use crate::config::Settings;
 use crate::error::OAuthError;
+use crate::oauth::cimd::{self, cache::DocumentCache, CimdError};
 use crate::oauth::model::{keys, Client, ClientSource};
 use crate::oauth::redirect_uri;
 use crate::secret::{constant_time_eq, hash_token, random_token};
@@ -39,6 +44,8 @@ pub struct ClientStore {
     backend: Backend,
     settings: Arc<Settings>,
     clock: Clock,
+    /// Validated metadata documents, shared by every worker through the one actor.
+    documents: DocumentCache,
 }
 
 /// Metadata that passed validation, with defaults filled in.
@@ -51,7 +58,7 @@ struct Validated {
 impl ClientStore {
     /// A registry over `backend`.
     pub fn new(backend: Backend, settings: Arc<Settings>, clock: Clock) -> Self {
-        ClientStore { backend, settings, clock }
+        ClientStore { backend, settings, clock, documents: DocumentCache::default() }
     }
 
     /// Validates `meta` (RFC 7591 §2) and stores a new client with a random id. A secret is
@@ -96,12 +103,49 @@ impl ClientStore {
         Ok(json::get(&self.backend, &keys::client(client_id)).await?)
     }
 
-    /// Seam for Client ID Metadata Documents: a client id that is an https URL names a JSON
-    /// document describing the client. Fetching, validating and caching it (with SSRF rules,
-    /// `runtime.allow_private_cimd`) comes in a later issue; until then such clients are unknown.
-    async fn metadata_document(&self, _client_id: &str) -> Result<Option<Client>, OAuthError> {
-        let _ = self.settings.runtime.allow_private_cimd;
-        Ok(None)
+    /// The client a metadata document URL describes: from the cache while fresh, else fetched
+    /// and validated. Every failure is `invalid_client` naming the broken rule; failures are
+    /// never cached.
+    async fn metadata_document(&self, client_id: &str) -> Result<Option<Client>, OAuthError> {
+        let allow_private = self.settings.runtime.allow_private_cimd;
+        let now = self.clock.now();
+        if let Some(client) = self.documents.get(client_id, now) {
+            return Ok(Some(client));
+        }
+        let refused = |e: CimdError| {
+            match &e {
+                CimdError::Unreachable(detail) => log::warn!("metadata document {client_id}: {detail}"),
+                other => log::warn!("metadata document {client_id}: {other}"),
+            }
+            OAuthError::InvalidClient(e.to_string())
+        };
+        let url = cimd::parse_client_id(client_id, allow_private).map_err(refused)?;
+        let fetched = cimd::fetch::fetch(&url, allow_private).await.map_err(refused)?;
+        let meta = cimd::parse_document(&fetched.body, client_id).map_err(refused)?;
+        let valid = validate(&meta).map_err(|e| refused(CimdError::Invalid(e.description().to_owned())))?;
+        let client = Client {
+            client_id: client_id.to_owned(),
+            client_secret_hash: None,
+            client_name: meta.client_name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
+            redirect_uris: meta.redirect_uris,
+            token_endpoint_auth_method: valid.auth_method,
+            grant_types: valid.grant_types,
+            response_types: valid.response_types,
+            scope: meta
+                .scope
+                .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+                .filter(|s| !s.is_empty()),
+            application_type: meta.application_type,
+            client_uri: meta.client_uri,
+            logo_uri: meta.logo_uri,
+            client_id_issued_at: now,
+            source: ClientSource::MetadataDocument,
+        };
+        if fetched.cache_for > 0 {
+            let until = now.saturating_add(i64::try_from(fetched.cache_for).unwrap_or(i64::MAX));
+            self.documents.put(client.clone(), now, until);
+        }
+        Ok(Some(client))
     }
 
     /// Authenticates a client: a public (`none`) client passes with its id alone (a secret
@@ -128,7 +172,7 @@ impl ClientStore {
 /// Whether `client_id` is a Client ID Metadata Document URL rather than a registered id
 /// (registered ids are base64url and never contain `:`).
 pub fn is_metadata_document_id(client_id: &str) -> bool {
-    client_id.starts_with("https://")
+    cimd::is_client_id_url(client_id)
 }
 
 /// RFC 7591 §2 checks; defaults for omitted fields.
@@ -443,7 +487,11 @@ mod tests {
         assert!(s.get("nope").await?.is_none());
         assert!(s.get("").await?.is_none());
         assert!(s.get(&"x".repeat(5000)).await?.is_none());
-        assert!(s.get("https://client.example/metadata.json").await?.is_none(), "CIMD not yet supported");
+        // A metadata document on a loopback address: refused before any connection.
+        let err = s.get("https://127.0.0.1:9/metadata.json").await.err().map(|e| e.code());
+        assert_eq!(err, Some("invalid_client"));
+        let err = s.get("http://client.example/metadata.json").await.err().map(|e| e.code());
+        assert_eq!(err, Some("invalid_client"), "http document URLs");
         let err = s.authenticate("nope", Some("secret")).await.err().map(|e| e.code());
         assert_eq!(err, Some("invalid_client"));
         Ok(())

@@ -245,6 +245,25 @@ fn check_service(id: &str, service: &ServiceSettings, provider: &str) -> Result<
     if service.timeout == 0 {
         return Err(ConfigError::new(format!("{key}.timeout"), "must be greater than 0 (milliseconds)"));
     }
+    check_tool_scopes(&key, service)
+}
+
+/// Each `tool_scopes` entry names at least one scope, and scopes are single tokens: an empty
+/// list would read as a rule but require nothing, and a blank or spaced scope could never be
+/// granted (scopes travel space-separated).
+fn check_tool_scopes(key: &str, service: &ServiceSettings) -> Result<(), ConfigError> {
+    for (name, scopes) in &service.tool_scopes {
+        let entry = format!("{key}.tool_scopes.{name}");
+        if name.trim().is_empty() {
+            return Err(ConfigError::new(format!("{key}.tool_scopes"), "a method or tool name is empty"));
+        }
+        if scopes.is_empty() {
+            return Err(ConfigError::new(entry, "lists no scope; name at least one or remove the entry"));
+        }
+        if scopes.iter().any(|s| s.is_empty() || s.chars().any(char::is_whitespace)) {
+            return Err(ConfigError::new(entry, "scopes must be non-empty and contain no spaces"));
+        }
+    }
     Ok(())
 }
 
@@ -551,6 +570,21 @@ mcp_services:
         let calc = s.mcp_services.remove("calc").unwrap();
         s.mcp_services.insert("my_Service-2".into(), calc);
         validate(&s).unwrap();
+    }
+
+    #[test]
+    fn tool_scopes_entries_need_at_least_one_plain_scope() {
+        let with = |name: &str, scopes: &[&str]| {
+            let mut s = settings("");
+            let calc = s.mcp_services.get_mut("calc").unwrap();
+            calc.tool_scopes.insert(name.into(), scopes.iter().map(|x| (*x).to_owned()).collect());
+            s
+        };
+        assert_eq!(error(&with("tools/call", &[])).key, "mcp_services.calc.tool_scopes.tools/call");
+        assert_eq!(error(&with("delete", &["a b"])).key, "mcp_services.calc.tool_scopes.delete");
+        assert_eq!(error(&with("delete", &[""])).key, "mcp_services.calc.tool_scopes.delete");
+        assert_eq!(error(&with(" ", &["x"])).key, "mcp_services.calc.tool_scopes");
+        validate(&with("tools/call", &["tools"])).unwrap();
     }
 
     #[test]

@@ -10,8 +10,11 @@
 //! client could have come from. With several services the gateway cannot guess, so it answers
 //! `invalid_target` and says to send `resource={issuer}/{id}/mcp`.
 //!
-//! A request without `scope` is granted all of the service's scopes (shown on the consent
-//! page); `offline_access` is accepted and dropped, because refresh tokens are always issued.
+//! Scopes: a service can grant its `scopes` and every scope its `tool_scopes` name (step-up,
+//! checklist A10). A request without `scope` is granted the base `scopes` only, so a step-up
+//! scope is granted only when asked for (after a 403 `insufficient_scope` named it), and the
+//! consent page lists what was asked. `offline_access` is accepted and dropped, because refresh
+//! tokens are always issued.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -20,7 +23,7 @@ use serde::Deserialize;
 use crate::actors::{GetClient, HasConsent, SaveLogin};
 use crate::config::Settings;
 use crate::error::OAuthError;
-use crate::oauth::metadata::OFFLINE_ACCESS;
+use crate::oauth::metadata::{service_scopes, OFFLINE_ACCESS};
 use crate::oauth::model::{Client, PendingAuthorization};
 use crate::oauth::{consent, cookies, pkce, redirect_uri, resource};
 use crate::state::AppState;
@@ -96,10 +99,18 @@ async fn check_client(state: &AppState, q: &AuthorizeQuery) -> Result<(Client, S
     Ok((client, uri))
 }
 
-/// An error page for a failure before the redirect URI is trusted.
+/// An error page for a failure before the redirect URI is trusted. A client that cannot be
+/// used (a metadata document that failed its rules) is the request's fault: 400, not the
+/// token endpoint's 401.
 fn page_for(err: &OAuthError) -> HttpResponse {
     use actix_web::ResponseError as _;
-    error_page(err.status_code(), "Sign-in is unavailable", err.description())
+    match err {
+        OAuthError::InvalidClient(why) => {
+            let message = format!("The application cannot be used with this gateway: {why}.");
+            error_page(StatusCode::BAD_REQUEST, "Invalid authorization request", &message)
+        }
+        _ => error_page(err.status_code(), "Sign-in is unavailable", err.description()),
+    }
 }
 
 /// The service id and canonical resource the request is for.
@@ -124,17 +135,22 @@ fn target(settings: &Settings, requested: Option<&str>) -> Result<(String, Strin
     Ok((id, uri))
 }
 
-/// The scopes granted: the requested ones (each must be the service's), or all of them.
+/// The scopes granted: the requested ones (each must be grantable by the service), or the
+/// service's base `scopes` when none is asked for.
 fn granted_scope(
     settings: &Settings,
     service_id: &str,
     requested: Option<&str>,
 ) -> Result<String, OAuthError> {
-    let known = settings.mcp_services.get(service_id).map(|s| s.scopes.as_slice()).unwrap_or_default();
+    let Some(service) = settings.mcp_services.get(service_id) else {
+        return Err(OAuthError::InvalidTarget("resource is not a service of this gateway".into()));
+    };
+    let known = service_scopes(service);
     let asked: Vec<&str> =
         requested.unwrap_or("").split_whitespace().filter(|s| *s != OFFLINE_ACCESS).collect();
     if asked.is_empty() {
-        return Ok(known.iter().filter(|s| *s != OFFLINE_ACCESS).cloned().collect::<Vec<_>>().join(" "));
+        let base = service.scopes.iter().filter(|s| *s != OFFLINE_ACCESS);
+        return Ok(base.cloned().collect::<Vec<_>>().join(" "));
     }
     if let Some(unknown) = asked.iter().find(|s| !known.iter().any(|k| k == *s)) {
         return Err(OAuthError::InvalidScope(format!("scope '{unknown}' is not offered by this service")));
@@ -280,10 +296,16 @@ mod tests {
     }
 
     #[test]
-    fn scopes_default_to_all_and_must_be_known() {
-        let s = settings(&[("a", &["read", "write"])]);
+    fn scopes_default_to_the_base_ones_and_must_be_known() {
+        let mut s = settings(&[("a", &["read", "write"])]);
         assert_eq!(granted_scope(&s, "a", None).ok().as_deref(), Some("read write"));
         assert_eq!(granted_scope(&s, "a", Some("write offline_access write")).ok().as_deref(), Some("write"));
         assert!(matches!(granted_scope(&s, "a", Some("admin")), Err(OAuthError::InvalidScope(_))));
+        // Step-up scopes are grantable, but only when asked for.
+        let a = s.mcp_services.get_mut("a").unwrap_or_else(|| panic!("service a"));
+        a.tool_scopes.insert("delete_repo".into(), vec!["admin".into(), "write".into()]);
+        assert_eq!(granted_scope(&s, "a", None).ok().as_deref(), Some("read write"));
+        assert_eq!(granted_scope(&s, "a", Some("read admin")).ok().as_deref(), Some("read admin"));
+        assert!(matches!(granted_scope(&s, "a", Some("root")), Err(OAuthError::InvalidScope(_))));
     }
 }

@@ -15,8 +15,8 @@ use serde::Deserialize;
 use crate::actors::{BeginUpstream, GetLogin, SaveLogin, TakeLogin};
 use crate::error::OAuthError;
 use crate::oauth::authorize::error_redirect;
-use crate::oauth::model::{Client, PendingAuthorization, UpstreamLogin};
-use crate::oauth::{cookies, redirect_uri};
+use crate::oauth::model::{Client, ClientSource, PendingAuthorization, UpstreamLogin};
+use crate::oauth::{cimd, cookies, redirect_uri};
 use crate::state::AppState;
 use crate::web_util::{error_page, html_page, render};
 
@@ -37,6 +37,23 @@ fn redirect_display(uri: &str) -> (String, bool) {
             (shown, redirect_uri::is_loopback(&url))
         }
         Err(_) => (uri.to_owned(), false),
+    }
+}
+
+/// How the page names the client. A metadata document's `client_name` is only the client's
+/// claim, so its host is shown with it ("Claude (claude.ai)"): a document elsewhere cannot pass
+/// for another application by name alone.
+fn client_label(client: &Client) -> String {
+    let name = client.client_name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    let host = match client.source {
+        ClientSource::MetadataDocument => cimd::display_host(&client.client_id),
+        ClientSource::Registered => None,
+    };
+    match (name, host) {
+        (Some(name), Some(host)) => format!("{name} ({host})"),
+        (None, Some(host)) => host,
+        (Some(name), None) => name.to_owned(),
+        (None, None) => "Unnamed client".to_owned(),
     }
 }
 
@@ -62,11 +79,7 @@ pub fn consent_page(
         .get(&pending.service_id)
         .map(|s| s.name.clone())
         .unwrap_or_else(|| pending.service_id.clone());
-    let client_name = client
-        .client_name
-        .clone()
-        .filter(|n| !n.trim().is_empty())
-        .unwrap_or_else(|| "Unnamed client".into());
+    let client_name = client_label(client);
     let scopes =
         if pending.scope.is_empty() { "(none)".to_owned() } else { pending.scope.replace(' ', ", ") };
     // The raw warning goes in first; values chosen by the client are filled in last, so text

@@ -11,7 +11,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use crate::config::Settings;
+use crate::config::{ServiceSettings, Settings};
 use crate::state::AppState;
 
 /// Discovery documents change only with the configuration: let clients cache them briefly.
@@ -55,9 +55,9 @@ pub struct ServerMetadata {
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
     /// Introspection endpoint client authentication methods.
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
-    /// Union of the services' scopes, without `offline_access`.
+    /// Union of the services' scopes and step-up scopes, without `offline_access`.
     pub scopes_supported: Vec<String>,
-    /// Client ID Metadata Documents are not supported yet.
+    /// Client ID Metadata Documents: an https `client_id` URL is accepted.
     pub client_id_metadata_document_supported: bool,
     /// RFC 9207: `iss` is sent in every authorization response.
     pub authorization_response_iss_parameter_supported: bool,
@@ -75,15 +75,23 @@ fn strings<const N: usize>(items: [&str; N]) -> Vec<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
 
-/// Every scope of every service, sorted, without `offline_access`.
+/// Every scope a service can grant: its `scopes`, then the step-up scopes its `tool_scopes`
+/// name, each once and in that order, without `offline_access`.
+pub fn service_scopes(service: &ServiceSettings) -> Vec<String> {
+    let step_up = service.tool_scopes.values().flatten();
+    let mut out: Vec<String> = Vec::new();
+    for scope in service.scopes.iter().chain(step_up) {
+        if scope != OFFLINE_ACCESS && !out.contains(scope) {
+            out.push(scope.clone());
+        }
+    }
+    out
+}
+
+/// Every scope of every service (base and step-up), sorted, without `offline_access`.
 pub fn all_scopes(settings: &Settings) -> Vec<String> {
-    let set: BTreeSet<&String> = settings
-        .mcp_services
-        .values()
-        .flat_map(|s| s.scopes.iter())
-        .filter(|s| *s != OFFLINE_ACCESS)
-        .collect();
-    set.into_iter().cloned().collect()
+    let set: BTreeSet<String> = settings.mcp_services.values().flat_map(service_scopes).collect();
+    set.into_iter().collect()
 }
 
 /// The RFC 8414 document for `settings`.
@@ -105,7 +113,7 @@ pub fn server_metadata(settings: &Settings) -> ServerMetadata {
         revocation_endpoint_auth_methods_supported: strings(AUTH_METHODS),
         introspection_endpoint_auth_methods_supported: strings(AUTH_METHODS),
         scopes_supported: all_scopes(settings),
-        client_id_metadata_document_supported: false,
+        client_id_metadata_document_supported: true,
         authorization_response_iss_parameter_supported: true,
         service_documentation: format!("{iss}/"),
         subject_types_supported: None,
@@ -120,7 +128,7 @@ pub struct ResourceMetadata {
     pub resource: String,
     /// `[issuer]`, byte-identical to the server metadata's `issuer`.
     pub authorization_servers: Vec<String>,
-    /// The service's scopes, without `offline_access`.
+    /// The service's scopes and step-up scopes, without `offline_access`.
     pub scopes_supported: Vec<String>,
     /// `["header"]`: tokens in the query string are refused.
     pub bearer_methods_supported: Vec<String>,
@@ -134,7 +142,7 @@ pub fn resource_metadata(settings: &Settings, id: &str) -> Option<ResourceMetada
     Some(ResourceMetadata {
         resource: settings.resource_uri(id),
         authorization_servers: vec![settings.issuer.clone()],
-        scopes_supported: service.scopes.iter().filter(|s| *s != OFFLINE_ACCESS).cloned().collect(),
+        scopes_supported: service_scopes(service),
         bearer_methods_supported: strings(["header"]),
         resource_name: service.name.clone(),
     })

@@ -3,6 +3,7 @@
 
 pub mod authorize;
 pub mod callback;
+pub mod cimd;
 pub mod consent;
 pub mod cookies;
 pub mod introspect;

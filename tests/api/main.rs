@@ -6,6 +6,7 @@
 
 mod authorize;
 mod backend;
+mod cimd;
 mod flow;
 mod helpers;
 mod idp;

@@ -34,7 +34,7 @@ async fn authorization_server_metadata_lists_every_endpoint_and_capability() {
         assert!(methods.iter().any(|v| v == method), "{method}");
     }
     assert_eq!(m["scopes_supported"], serde_json::json!(["read", "write"]), "union, no offline_access");
-    assert_eq!(m["client_id_metadata_document_supported"], false);
+    assert_eq!(m["client_id_metadata_document_supported"], true);
     assert_eq!(m["authorization_response_iss_parameter_supported"], true);
     assert!(m["revocation_endpoint_auth_methods_supported"].is_array());
     assert!(m["introspection_endpoint_auth_methods_supported"].is_array());
@@ -130,4 +130,24 @@ async fn unknown_well_known_variants_are_404_never_redirects() {
         assert_eq!(reply.status, 404, "{path}");
         assert_eq!(reply.json()["error"], "not_found", "{path}");
     }
+}
+
+#[actix_web::test]
+async fn step_up_scopes_are_advertised_but_never_offline_access() {
+    let app = spawn_app_with(|s| {
+        add_service(s, "svc", &["read"]);
+        let svc = s.mcp_services.get_mut("svc").unwrap();
+        svc.tool_scopes.insert("tools/call".into(), vec!["tools".into(), "offline_access".into()]);
+        svc.tool_scopes.insert("delete_repo".into(), vec!["admin".into(), "read".into()]);
+        add_service(s, "other", &["write"]);
+    })
+    .await;
+
+    let server = app.get("/.well-known/oauth-authorization-server").await.json();
+    let resource = app.get("/.well-known/oauth-protected-resource/svc/mcp").await.json();
+    let other = app.get("/.well-known/oauth-protected-resource/other/mcp").await.json();
+
+    assert_eq!(server["scopes_supported"], serde_json::json!(["admin", "read", "tools", "write"]));
+    assert_eq!(resource["scopes_supported"], serde_json::json!(["read", "admin", "tools"]));
+    assert_eq!(other["scopes_supported"], serde_json::json!(["write"]));
 }

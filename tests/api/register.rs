@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::flow::spawn_with_service;
+use crate::flow::{spawn_with_service, AuthRequest, Browser};
 
 #[actix_web::test]
 async fn json_registration_returns_201_with_metadata_and_no_secret_for_public_clients() {
@@ -127,4 +127,76 @@ async fn root_register_alias_works() {
         .unwrap();
 
     assert_eq!(res.status().as_u16(), 201);
+}
+
+#[actix_web::test]
+async fn application_type_web_and_native_are_echoed_and_others_refused() {
+    let app = spawn_with_service().await;
+
+    for kind in ["web", "native"] {
+        let reply = app
+            .register_json(&json!({ "redirect_uris": ["https://app.example/cb"], "application_type": kind }))
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        assert_eq!(reply.json()["application_type"], kind);
+    }
+    let bad = app
+        .register_json(&json!({ "redirect_uris": ["https://app.example/cb"], "application_type": "desktop" }))
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.json()["error"], "invalid_client_metadata");
+}
+
+/// Redirect URIs real MCP clients register, each with the one they then send: the code comes
+/// back to it with `iss`, and the token endpoint accepts it.
+#[actix_web::test]
+async fn redirect_uris_real_clients_use_register_and_complete_the_flow() {
+    let app = spawn_with_service().await;
+    let cases = [
+        // VS Code and Claude Code: a loopback port picked per run.
+        ("http://127.0.0.1/callback", "http://127.0.0.1:33418/callback"),
+        ("http://127.0.0.1:33418/callback", "http://127.0.0.1/callback"),
+        ("http://127.0.0.1:33418/callback", "http://127.0.0.1:40001/callback"),
+        ("http://localhost:6274/oauth/callback", "http://localhost:6275/oauth/callback"),
+        ("https://vscode.dev/redirect", "https://vscode.dev/redirect"),
+        ("https://claude.ai/api/mcp/auth_callback", "https://claude.ai/api/mcp/auth_callback"),
+        (
+            "cursor://anysphere.cursor-retrieval/oauth/user-mcp/callback",
+            "cursor://anysphere.cursor-retrieval/oauth/user-mcp/callback",
+        ),
+        ("claude://oauth/callback", "claude://oauth/callback"),
+        ("com.example.app:/oauth2redirect", "com.example.app:/oauth2redirect"),
+    ];
+    for (registered, sent) in cases {
+        let mut client = app.register_client(&[registered]).await;
+        client.redirect_uri = sent.to_owned();
+        let request = AuthRequest::new(&app, &client, Some("svc"));
+
+        let back = app.approve_and_login(&mut Browser::new(), &request, "rd@example.com").await;
+
+        let location = back.location();
+        assert!(location.starts_with(sent), "{registered} → {sent}: back to {location}");
+        let q = back.location_query();
+        assert_eq!(q["iss"], app.address, "{sent}");
+        let token = app.exchange_code(&client, &q["code"], &request.pkce.verifier, &[]).await;
+        assert_eq!(token.status, 200, "{sent}: {}", token.body);
+    }
+}
+
+#[actix_web::test]
+async fn http_redirects_off_loopback_and_dangerous_schemes_are_refused() {
+    let app = spawn_with_service().await;
+
+    for uri in [
+        "http://vscode.dev/redirect",
+        "http://192.168.1.10/cb",
+        "http://localhost.evil.example/cb",
+        "data:text/html,hi",
+        "file:///etc/passwd",
+        "https://claude.ai/cb#x",
+    ] {
+        let reply = app.register_json(&json!({ "redirect_uris": [uri] })).await;
+        assert_eq!(reply.status, 400, "{uri}");
+        assert_eq!(reply.json()["error"], "invalid_redirect_uri", "{uri}");
+    }
 }

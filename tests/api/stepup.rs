@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use futures_util::StreamExt;
 
 use crate::backend::TestBackend;
+use crate::flow::{AuthRequest, Browser};
 use crate::helpers::TestApp;
 use crate::proxy::{body_json, claims, gateway, header, service, sign};
 
@@ -231,4 +232,50 @@ async fn responses_of_a_scoped_service_still_stream() {
         .await
         .unwrap();
     assert_eq!(res.status().as_u16(), 200);
+}
+
+/// The scope a `WWW-Authenticate` challenge names.
+fn challenged_scope(challenge: &str) -> String {
+    let start = challenge.find("scope=\"").expect("scope in challenge") + "scope=\"".len();
+    let end = challenge[start..].find('"').expect("closing quote");
+    challenge[start..start + end].to_owned()
+}
+
+#[actix_web::test]
+async fn a_client_steps_up_by_asking_for_the_scopes_the_challenge_names() {
+    // Arrange: `svc` grants `read` by default; deleting a repo needs `admin` too.
+    let backend = TestBackend::start().await;
+    let url = backend.url("/record");
+    let app = gateway(|s| {
+        let mut svc = service(url);
+        svc.scopes = vec!["read".to_owned()];
+        svc.tool_scopes = BTreeMap::from([("delete_repo".to_owned(), vec!["admin".to_owned()])]);
+        s.mcp_services.insert("svc".into(), svc);
+    })
+    .await;
+    let mut browser = Browser::new();
+    let (client, first) = app.tokens_for(&mut browser, "alice@example.com").await;
+    assert_eq!(first.body["scope"], "read", "no scope asked: the base scopes only");
+    let mut refused = post(&app, "svc", &first.access_token).send_body(DELETE).await.unwrap();
+    assert_eq!(refused.status().as_u16(), 403);
+    let scope = challenged_scope(&header(&refused, "www-authenticate").unwrap());
+    assert_eq!(body_json(&mut refused).await["missing_scopes"], serde_json::json!(["admin"]));
+
+    // Act: authorize again with the challenge's scope.
+    let request = AuthRequest::new(&app, &client, Some("svc")).with("scope", Some(&scope));
+    let back = app.approve_and_login(&mut browser, &request, "alice@example.com").await;
+    let code = back.location_query()["code"].clone();
+    let reply = app.exchange_code(&client, &code, &request.pkce.verifier, &[]).await;
+
+    // Assert
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["scope"], "read admin");
+    let stepped_up = reply.json()["access_token"].as_str().unwrap().to_owned();
+    let res = post(&app, "svc", &stepped_up).send_body(DELETE).await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(backend.recorded().len(), 1, "only the stepped-up call reached the backend");
+    // Scopes nobody configured are still refused.
+    let unknown = AuthRequest::new(&app, &client, Some("svc")).with("scope", Some("read root"));
+    let answer = app.authorize(&mut browser, &unknown).await;
+    assert_eq!(answer.location_query()["error"], "invalid_scope");
 }
