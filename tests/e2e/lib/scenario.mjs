@@ -20,10 +20,12 @@ function describeHttp(log) {
 
 /**
  * Registers the suite for provider kind `kind` (`oidc` or `custom`). `start` launches the
- * gateway (the real binary; replaceable only to check the harness itself).
+ * gateway (the real binary; replaceable only to check the harness itself); `backend` starts
+ * the MCP server behind it (the TypeScript SDK's by default; lib/python.mjs has the Python
+ * SDK's, same tools and same shape) and `backendName` names it in the suite's title.
  */
-export function gatewayScenario(kind, { start = startGateway } = {}) {
-  describe(`gateway with upstream provider "${kind}", TypeScript SDK client`, () => {
+export function gatewayScenario(kind, { start = startGateway, backend = startBackend, backendName = 'TypeScript SDK' } = {}) {
+  describe(`gateway with upstream provider "${kind}", TypeScript SDK client, ${backendName} backend`, () => {
     const s = {};
     const login = `user-${crypto.randomBytes(4).toString('hex')}`;
     const claims = accountClaims(login);
@@ -44,7 +46,7 @@ export function gatewayScenario(kind, { start = startGateway } = {}) {
       s.gatewayUrl = `http://127.0.0.1:${s.port}`;
       s.serviceUrl = `${s.gatewayUrl}/e2e/mcp`;
       s.idp = await startIdp({ redirectUri: `${s.gatewayUrl}/oauth/callback` });
-      s.backend = await startBackend();
+      s.backend = await backend();
       s.provider = new InMemoryOAuthProvider({ redirectUrl: `http://127.0.0.1:${await freePort()}/callback`, login });
       s.gateway = await start({ port: s.port, config: gatewayConfig({ port: s.port, kind, idp: s.idp, backendUrl: s.backend.url }) });
     });
@@ -113,6 +115,11 @@ export function gatewayScenario(kind, { start = startGateway } = {}) {
         'x-user-avatar': claims.picture,
         authorization_present: false,
       });
+      // The gateway addresses the backend by its own URL, not by the client's Host: an SDK
+      // server's DNS-rebinding check (the Python SDK's) accepts only its own loopback host.
+      const backendHost = new URL(s.backend.url).host;
+      const misaddressed = s.backend.requests.filter((r) => r.headers.host !== backendHost);
+      assert.equal(misaddressed.length, 0, `Host other than ${backendHost} at the backend: ${misaddressed.map((r) => r.headers.host).join(', ')}`);
       const leaked = s.backend.requests.filter((r) => r.headers.authorization !== undefined);
       assert.equal(leaked.length, 0, `Authorization reached the backend on ${leaked.map((r) => `${r.method} ${r.path}`).join(', ')}`);
       const spoofed = s.backend.requests.filter((r) => String(r.headers['x-user-id']).includes('spoofed') || String(r.headers['x-user-email']).includes('spoofed'));
