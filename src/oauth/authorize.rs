@@ -209,17 +209,33 @@ fn check_request(
     })
 }
 
-/// The user of this browser's session cookie, if they approved this client before.
+/// Whether `user_id` approved what `pending` asks for: its client, its service and every one
+/// of its scopes.
+pub async fn has_consent(
+    state: &AppState,
+    user_id: &str,
+    pending: &PendingAuthorization,
+) -> Result<bool, OAuthError> {
+    let msg = HasConsent {
+        user_id: user_id.to_owned(),
+        client_id: pending.client_id.clone(),
+        service_id: pending.service_id.clone(),
+        scopes: pending.scope.split_whitespace().map(str::to_owned).collect(),
+    };
+    state.actors.sessions.send(msg).await?
+}
+
+/// The user of this browser's session cookie, if they approved this request's client, service
+/// and scopes before.
 async fn remembered_user(
     state: &AppState,
     req: &HttpRequest,
-    client_id: &str,
+    pending: &PendingAuthorization,
 ) -> Result<Option<String>, OAuthError> {
     let Some(user_id) = cookies::session_user(req, &state.settings, state.clock.now()) else {
         return Ok(None);
     };
-    let msg = HasConsent { user_id: user_id.clone(), client_id: client_id.to_owned() };
-    Ok(state.actors.sessions.send(msg).await??.then_some(user_id))
+    Ok(has_consent(state, &user_id, pending).await?.then_some(user_id))
 }
 
 /// Step 3: save the request, then consent page or (consent remembered) straight upstream.
@@ -229,7 +245,7 @@ async fn proceed(
     mut pending: PendingAuthorization,
     client: &Client,
 ) -> Result<HttpResponse, OAuthError> {
-    pending.remembered_user = remembered_user(state, req, &client.client_id).await?;
+    pending.remembered_user = remembered_user(state, req, &pending).await?;
     state.actors.codes.send(SaveLogin(pending.clone())).await??;
     if pending.remembered_user.is_some() {
         return consent::start_upstream(state, &pending).await;

@@ -1,7 +1,8 @@
 //! The consent step (MCP confused-deputy rule, checklist B14/B15). The gateway logs users in
 //! upstream with one static client id, so an upstream session alone must never let a new
-//! client get tokens: each new (user, client) pair first sees a page naming the client, where
-//! its redirect goes, the service and the scopes, and must approve it.
+//! client get tokens: a user first sees a page naming the client, where its redirect goes, the
+//! service and the scopes, and must approve it. The approval is remembered for that service and
+//! those scopes only (`actors::sessions`): another service or a new scope asks again.
 //!
 //! The form is protected by a CSRF token bound to the pending request and to a random value in
 //! an `HttpOnly` cookie set when the page was shown, so a form posted from another browser (or
