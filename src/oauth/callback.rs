@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::actors::{GetClient, IssueCode, RecordConsent, SaveLogin, TakeLogin, TakeUpstream};
 use crate::error::OAuthError;
-use crate::oauth::authorize::{error_redirect, has_consent, redirect_with};
+use crate::oauth::authorize::{error_redirect, failure_page, has_consent, redirect_with};
 use crate::oauth::model::{AuthCode, PendingAuthorization, UserInfo};
 use crate::oauth::{consent, cookies};
 use crate::state::AppState;
@@ -183,10 +183,7 @@ async fn callback(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
     let (pending, login) = match take_pending(&state, upstream_state).await {
         Ok(Some(found)) => found,
         Ok(None) => return expired_page(),
-        Err(e) => {
-            use actix_web::ResponseError as _;
-            return error_page(e.status_code(), "Sign-in is unavailable", e.description());
-        }
+        Err(e) => return failure_page(&e),
     };
     let result = complete(&state, &req, &q, pending.clone(), login).await;
     result.unwrap_or_else(|e| {

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::actors::{BeginUpstream, GetLogin, SaveLogin, TakeLogin};
 use crate::error::OAuthError;
-use crate::oauth::authorize::error_redirect;
+use crate::oauth::authorize::{error_redirect, failure_page};
 use crate::oauth::model::{Client, ClientSource, PendingAuthorization, UpstreamLogin};
 use crate::oauth::{cimd, cookies, redirect_uri};
 use crate::state::AppState;
@@ -186,7 +186,7 @@ async fn submit(state: web::Data<AppState>, req: HttpRequest, form: web::Form<Co
                 "This sign-in request has expired. Start again from your application.",
             )
         }
-        Ok(Err(e)) => return refused(StatusCode::SERVICE_UNAVAILABLE, e.description()),
+        Ok(Err(e)) => return failure_page(&e),
         Err(e) => return refused(StatusCode::INTERNAL_SERVER_ERROR, OAuthError::from(e).description()),
     };
     decide(&state, pending, approve).await
