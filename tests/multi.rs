@@ -477,3 +477,41 @@ async fn redis_outage_gives_503_keeps_proxying_and_heals_without_a_restart() {
     assert_eq!(apps[1].revoke(&client, &new_access).await.status, 200);
     until_refused(&apps[0], &new_access, Duration::from_secs(2)).await;
 }
+
+/// Asserts the browser got the retryable outage page: 503, `Retry-After: 5`, HTML, no redirect.
+fn assert_outage_page(reply: &Reply, what: &str) {
+    assert_eq!(reply.status, 503, "{what}: {}", reply.body);
+    assert_eq!(reply.header("retry-after"), Some("5"), "{what}");
+    assert!(reply.header("content-type").is_some_and(|t| t.starts_with("text/html")), "{what}");
+    assert!(reply.header("location").is_none(), "{what}");
+    assert!(reply.body.contains("temporarily unavailable"), "{what}: {}", reply.body);
+    assert!(!reply.body.contains("127.0.0.1"), "nothing internal leaks: {}", reply.body);
+}
+
+#[actix_web::test]
+async fn redis_outage_gives_browser_endpoints_a_retryable_page() {
+    // Arrange: a consent page shown, and another request approved up to the provider.
+    let mut redis = RedisServer::start().await;
+    let (apps, _backend) = cluster(1, &redis.storage(&unique("browser-outage"))).await;
+    let app = &apps[0];
+    let client = app.register_client(&[REDIRECT]).await;
+    let request = AuthRequest::new(app, &client, Some("svc"));
+    let mut browser = Browser::new();
+    let form = ConsentForm::from_page(&app.authorize(&mut browser, &request).await);
+    let second = ConsentForm::from_page(&app.authorize(&mut browser, &request).await);
+    let upstream = app.consent(&mut browser, &second, "approve").await.location();
+    let upstream = url::Url::parse(&upstream).unwrap();
+    let state = upstream.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned();
+    let callback = format!("/oauth/callback?code=x&state={state}");
+
+    // Act
+    redis.kill();
+    let authorize = app.authorize(&mut browser, &request).await;
+    let consent = app.consent(&mut browser, &form, "approve").await;
+    let callback = app.browse(&mut browser, &callback).await;
+
+    // Assert
+    assert_outage_page(&authorize, "authorize");
+    assert_outage_page(&consent, "consent");
+    assert_outage_page(&callback, "callback");
+}

@@ -215,7 +215,8 @@ pub struct Introspect {
 
 // ---- Sessions -------------------------------------------------------------------------------
 
-/// Remember that `user_id` approved `client_id` (TTL `tokens.consent_ttl`).
+/// Remember that `user_id` approved `client_id` for `scopes` of `service_id`, added to what
+/// they approved before (TTL `tokens.consent_ttl` from this approval).
 #[derive(Message)]
 #[rtype(result = "Result<(), OAuthError>")]
 pub struct RecordConsent {
@@ -223,9 +224,13 @@ pub struct RecordConsent {
     pub user_id: String,
     /// The client.
     pub client_id: String,
+    /// The service the consent page named.
+    pub service_id: String,
+    /// The scopes the consent page listed.
+    pub scopes: Vec<String>,
 }
 
-/// Whether `user_id` approved `client_id` before.
+/// Whether `user_id` approved `client_id` before for `service_id` and every one of `scopes`.
 #[derive(Message)]
 #[rtype(result = "Result<bool, OAuthError>")]
 pub struct HasConsent {
@@ -233,6 +238,10 @@ pub struct HasConsent {
     pub user_id: String,
     /// The client.
     pub client_id: String,
+    /// The service requested.
+    pub service_id: String,
+    /// The scopes requested.
+    pub scopes: Vec<String>,
 }
 
 // ---- StorageSupervisor ----------------------------------------------------------------------

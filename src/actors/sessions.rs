@@ -1,6 +1,10 @@
-//! Sessions: owns remembered consent grants, one per (user, client) pair, each valid for
-//! `tokens.consent_ttl`. A user who approved a client once is not asked again until then.
+//! Sessions: owns remembered consent grants, one record per (user, client) pair, valid for
+//! `tokens.consent_ttl` from the latest approval. The consent page names the service and the
+//! scopes, so the record keeps, per service, the scopes approved; a later request skips the
+//! page only for a service already approved and a subset of its scopes. A step-up (a new
+//! scope) or another service shows the page again, and approving it adds to the record.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,10 +21,21 @@ use crate::storage::{json, Backend};
 /// A stored consent grant.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConsentRecord {
-    /// Unix time of the approval.
+    /// Unix time of the latest approval.
     pub granted_at: i64,
     /// Unix time after which the user is asked again.
     pub expires_at: i64,
+    /// Service id → the scopes approved for it. A record from before scopes were kept has
+    /// none, so it never skips the page.
+    #[serde(default)]
+    pub services: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl ConsentRecord {
+    /// Whether this record covers `scopes` of `service_id`.
+    fn covers(&self, service_id: &str, scopes: &[String]) -> bool {
+        self.services.get(service_id).is_some_and(|granted| scopes.iter().all(|s| granted.contains(s)))
+    }
 }
 
 /// The logic behind [`Sessions`]. Unit-tested without actix.
@@ -36,21 +51,48 @@ impl SessionStore {
         SessionStore { backend, settings, clock }
     }
 
-    /// Remembers that `user_id` approved `client_id`, replacing an older grant.
-    pub async fn record_consent(&self, user_id: &str, client_id: &str) -> Result<(), OAuthError> {
+    /// The live record of `user_id` for `client_id`, if any.
+    async fn live_record(&self, user_id: &str, client_id: &str) -> Result<Option<ConsentRecord>, OAuthError> {
+        let record: Option<ConsentRecord> =
+            json::get(&self.backend, &keys::consent(user_id, client_id)).await?;
+        Ok(record.filter(|r| r.expires_at > self.clock.now()))
+    }
+
+    /// Remembers that `user_id` approved `client_id` for `scopes` of `service_id`, merged into
+    /// a live record (union per service) and renewed for `consent_ttl`. Two approvals racing
+    /// may drop one's addition: the user is then asked again, never skipped wrongly.
+    pub async fn record_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        service_id: &str,
+        scopes: &[String],
+    ) -> Result<(), OAuthError> {
         let now = self.clock.now();
         let ttl = self.settings.tokens.consent_ttl;
-        let record = ConsentRecord { granted_at: now, expires_at: now.saturating_add_unsigned(ttl) };
+        let mut services = match self.live_record(user_id, client_id).await? {
+            Some(record) => record.services,
+            None => BTreeMap::new(),
+        };
+        services.entry(service_id.to_owned()).or_default().extend(scopes.iter().cloned());
+        let record =
+            ConsentRecord { granted_at: now, expires_at: now.saturating_add_unsigned(ttl), services };
         let key = keys::consent(user_id, client_id);
         json::put(&self.backend, &key, &record, Some(Duration::from_secs(ttl))).await?;
         Ok(())
     }
 
-    /// Whether `user_id` approved `client_id` and the grant has not expired.
-    pub async fn has_consent(&self, user_id: &str, client_id: &str) -> Result<bool, OAuthError> {
-        let record: Option<ConsentRecord> =
-            json::get(&self.backend, &keys::consent(user_id, client_id)).await?;
-        Ok(record.is_some_and(|r| r.expires_at > self.clock.now()))
+    /// Whether `user_id` approved `client_id` for `service_id` and every one of `scopes`, and
+    /// the grant has not expired.
+    pub async fn has_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        service_id: &str,
+        scopes: &[String],
+    ) -> Result<bool, OAuthError> {
+        let record = self.live_record(user_id, client_id).await?;
+        Ok(record.is_some_and(|r| r.covers(service_id, scopes)))
     }
 }
 
@@ -82,7 +124,9 @@ impl Handler<RecordConsent> for Sessions {
 
     fn handle(&mut self, msg: RecordConsent, _: &mut Self::Context) -> Self::Result {
         let inner = self.inner.clone();
-        Box::pin(async move { inner.record_consent(&msg.user_id, &msg.client_id).await })
+        Box::pin(async move {
+            inner.record_consent(&msg.user_id, &msg.client_id, &msg.service_id, &msg.scopes).await
+        })
     }
 }
 
@@ -91,7 +135,9 @@ impl Handler<HasConsent> for Sessions {
 
     fn handle(&mut self, msg: HasConsent, _: &mut Self::Context) -> Self::Result {
         let inner = self.inner.clone();
-        Box::pin(async move { inner.has_consent(&msg.user_id, &msg.client_id).await })
+        Box::pin(async move {
+            inner.has_consent(&msg.user_id, &msg.client_id, &msg.service_id, &msg.scopes).await
+        })
     }
 }
 
@@ -100,19 +146,63 @@ mod tests {
     use super::*;
     use crate::actors::supervisor::testing;
 
+    fn scopes(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
     #[tokio::test]
     async fn consent_is_per_user_and_client_and_expires() -> Result<(), OAuthError> {
         let clock = Clock::default();
         let s = SessionStore::new(testing::memory(), testing::settings(), clock.clone());
-        assert!(!s.has_consent("dev_alice", "c1").await?);
-        s.record_consent("dev_alice", "c1").await?;
-        assert!(s.has_consent("dev_alice", "c1").await?);
-        assert!(!s.has_consent("dev_alice", "c2").await?, "other client");
-        assert!(!s.has_consent("dev_bob", "c1").await?, "other user");
+        let read = scopes(&["read"]);
+        assert!(!s.has_consent("dev_alice", "c1", "svc", &read).await?);
+        s.record_consent("dev_alice", "c1", "svc", &read).await?;
+        assert!(s.has_consent("dev_alice", "c1", "svc", &read).await?);
+        assert!(!s.has_consent("dev_alice", "c2", "svc", &read).await?, "other client");
+        assert!(!s.has_consent("dev_bob", "c1", "svc", &read).await?, "other user");
         clock.advance(90 * 24 * 3600 + 1);
-        assert!(!s.has_consent("dev_alice", "c1").await?, "expired after consent_ttl");
-        s.record_consent("dev_alice", "c1").await?;
-        assert!(s.has_consent("dev_alice", "c1").await?, "renewed");
+        assert!(!s.has_consent("dev_alice", "c1", "svc", &read).await?, "expired after consent_ttl");
+        s.record_consent("dev_alice", "c1", "svc", &read).await?;
+        assert!(s.has_consent("dev_alice", "c1", "svc", &read).await?, "renewed");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn consent_covers_only_the_approved_service_and_scopes() -> Result<(), OAuthError> {
+        let clock = Clock::default();
+        let s = SessionStore::new(testing::memory(), testing::settings(), clock.clone());
+        s.record_consent("u", "c", "svc", &scopes(&["read", "write"])).await?;
+        assert!(s.has_consent("u", "c", "svc", &scopes(&["read", "write"])).await?);
+        assert!(s.has_consent("u", "c", "svc", &scopes(&["write"])).await?, "a subset");
+        assert!(!s.has_consent("u", "c", "svc", &scopes(&["read", "admin"])).await?, "a new scope");
+        assert!(!s.has_consent("u", "c", "other", &scopes(&["read"])).await?, "another service");
+        assert!(!s.has_consent("u", "c", "other", &[]).await?, "another service, no scopes");
+
+        // Approvals add up, per service.
+        s.record_consent("u", "c", "svc", &scopes(&["admin"])).await?;
+        s.record_consent("u", "c", "other", &[]).await?;
+        assert!(s.has_consent("u", "c", "svc", &scopes(&["read", "write", "admin"])).await?);
+        assert!(s.has_consent("u", "c", "other", &[]).await?);
+        assert!(!s.has_consent("u", "c", "other", &scopes(&["read"])).await?, "scopes stay per service");
+
+        // An expired record is not merged into: its scopes are asked for again.
+        clock.advance(90 * 24 * 3600 + 1);
+        s.record_consent("u", "c", "svc", &scopes(&["read"])).await?;
+        assert!(s.has_consent("u", "c", "svc", &scopes(&["read"])).await?);
+        assert!(!s.has_consent("u", "c", "svc", &scopes(&["write"])).await?);
+        assert!(!s.has_consent("u", "c", "other", &[]).await?);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_record_without_services_covers_nothing() -> Result<(), OAuthError> {
+        // As written before scopes were kept.
+        let clock = Clock::default();
+        let backend = testing::memory();
+        let s = SessionStore::new(backend.clone(), testing::settings(), clock.clone());
+        let old = serde_json::json!({ "granted_at": clock.now(), "expires_at": clock.now() + 3600 });
+        json::put(&backend, &keys::consent("u", "c"), &old, None).await?;
+        assert!(!s.has_consent("u", "c", "svc", &[]).await?);
         Ok(())
     }
 }

@@ -61,13 +61,35 @@ pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> HttpRespons
         .finish()
 }
 
-/// An RFC 6749 §4.1.2.1 error response: `error`, `error_description`, `state`, `iss`.
+/// The error page for a failure shown to the browser itself. A storage outage is a 503 with
+/// `Retry-After: 5`, as at the JSON endpoints: the person can retry the same step shortly.
+pub fn failure_page(err: &OAuthError) -> HttpResponse {
+    use actix_web::ResponseError as _;
+    if !matches!(err, OAuthError::TemporarilyUnavailable(_)) {
+        return error_page(err.status_code(), "Sign-in is unavailable", err.description());
+    }
+    let mut res = error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Sign-in is temporarily unavailable",
+        "The gateway cannot reach its storage right now. Wait a few seconds and try again; if \
+         the sign-in has expired by then, start again from your application.",
+    );
+    res.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+    res
+}
+
+/// An RFC 6749 §4.1.2.1 error response: `error`, `error_description`, `state`, `iss`. A storage
+/// outage is the exception: it gets the retryable 503 page ([`failure_page`]) instead, since
+/// the browser can retry the step in place while a redirect would end the client's flow.
 pub fn error_redirect(
     settings: &Settings,
     redirect_uri: &str,
     err: &OAuthError,
     state: Option<&str>,
 ) -> HttpResponse {
+    if matches!(err, OAuthError::TemporarilyUnavailable(_)) {
+        return failure_page(err);
+    }
     let mut params = vec![("error", err.code()), ("error_description", err.description())];
     if let Some(state) = state {
         params.push(("state", state));
@@ -103,13 +125,12 @@ async fn check_client(state: &AppState, q: &AuthorizeQuery) -> Result<(Client, S
 /// used (a metadata document that failed its rules) is the request's fault: 400, not the
 /// token endpoint's 401.
 fn page_for(err: &OAuthError) -> HttpResponse {
-    use actix_web::ResponseError as _;
     match err {
         OAuthError::InvalidClient(why) => {
             let message = format!("The application cannot be used with this gateway: {why}.");
             error_page(StatusCode::BAD_REQUEST, "Invalid authorization request", &message)
         }
-        _ => error_page(err.status_code(), "Sign-in is unavailable", err.description()),
+        _ => failure_page(err),
     }
 }
 
@@ -209,17 +230,33 @@ fn check_request(
     })
 }
 
-/// The user of this browser's session cookie, if they approved this client before.
+/// Whether `user_id` approved what `pending` asks for: its client, its service and every one
+/// of its scopes.
+pub async fn has_consent(
+    state: &AppState,
+    user_id: &str,
+    pending: &PendingAuthorization,
+) -> Result<bool, OAuthError> {
+    let msg = HasConsent {
+        user_id: user_id.to_owned(),
+        client_id: pending.client_id.clone(),
+        service_id: pending.service_id.clone(),
+        scopes: pending.scope.split_whitespace().map(str::to_owned).collect(),
+    };
+    state.actors.sessions.send(msg).await?
+}
+
+/// The user of this browser's session cookie, if they approved this request's client, service
+/// and scopes before.
 async fn remembered_user(
     state: &AppState,
     req: &HttpRequest,
-    client_id: &str,
+    pending: &PendingAuthorization,
 ) -> Result<Option<String>, OAuthError> {
     let Some(user_id) = cookies::session_user(req, &state.settings, state.clock.now()) else {
         return Ok(None);
     };
-    let msg = HasConsent { user_id: user_id.clone(), client_id: client_id.to_owned() };
-    Ok(state.actors.sessions.send(msg).await??.then_some(user_id))
+    Ok(has_consent(state, &user_id, pending).await?.then_some(user_id))
 }
 
 /// Step 3: save the request, then consent page or (consent remembered) straight upstream.
@@ -229,7 +266,7 @@ async fn proceed(
     mut pending: PendingAuthorization,
     client: &Client,
 ) -> Result<HttpResponse, OAuthError> {
-    pending.remembered_user = remembered_user(state, req, &client.client_id).await?;
+    pending.remembered_user = remembered_user(state, req, &pending).await?;
     state.actors.codes.send(SaveLogin(pending.clone())).await??;
     if pending.remembered_user.is_some() {
         return consent::start_upstream(state, &pending).await;
@@ -281,6 +318,24 @@ mod tests {
             .build()
             .and_then(|c| c.try_deserialize())
             .unwrap_or_else(|e| panic!("{e}: {yaml}"))
+    }
+
+    #[test]
+    fn an_outage_is_a_retryable_page_not_a_redirect() {
+        let s = settings(&[("a", &[])]);
+        let outage = OAuthError::TemporarilyUnavailable("storage backend unavailable".into());
+        for res in [failure_page(&outage), error_redirect(&s, "http://127.0.0.1/cb", &outage, Some("st"))] {
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(res.headers().get(header::RETRY_AFTER).map(|v| v.as_bytes()), Some(&b"5"[..]));
+            assert!(res.headers().get(header::LOCATION).is_none());
+            let html = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+            assert!(html.is_some_and(|t| t.starts_with("text/html")), "{html:?}");
+        }
+        let denied = OAuthError::AccessDenied("no".into());
+        let res = error_redirect(&s, "http://127.0.0.1/cb", &denied, Some("st"));
+        assert_eq!(res.status(), StatusCode::FOUND, "other errors still go back to the client");
+        assert!(res.headers().get(header::RETRY_AFTER).is_none());
+        assert!(failure_page(&denied).headers().get(header::RETRY_AFTER).is_none());
     }
 
     #[test]

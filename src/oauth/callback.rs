@@ -5,7 +5,7 @@
 //!
 //! Remembered consent is decided from the browser's session cookie before the login, so the
 //! person who actually logs in may differ from the cookie's user. In that case, when the real
-//! user has not approved the client, no code is issued: the consent page is shown again for a
+//! user has not approved this client for this service and scopes, no code is issued: the consent page is shown again for a
 //! fresh request, and approving it sends the browser through the provider once more. Asking
 //! again (rather than redirecting `access_denied`) lets a shared browser switch accounts
 //! without the client seeing an error.
@@ -14,9 +14,9 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use crate::actors::{GetClient, HasConsent, IssueCode, RecordConsent, SaveLogin, TakeLogin, TakeUpstream};
+use crate::actors::{GetClient, IssueCode, RecordConsent, SaveLogin, TakeLogin, TakeUpstream};
 use crate::error::OAuthError;
-use crate::oauth::authorize::{error_redirect, redirect_with};
+use crate::oauth::authorize::{error_redirect, failure_page, has_consent, redirect_with};
 use crate::oauth::model::{AuthCode, PendingAuthorization, UserInfo};
 use crate::oauth::{consent, cookies};
 use crate::state::AppState;
@@ -85,15 +85,19 @@ async fn consent_given(
     user: &UserInfo,
 ) -> Result<bool, OAuthError> {
     if pending.consented {
-        let msg = RecordConsent { user_id: user.id.clone(), client_id: pending.client_id.clone() };
+        let msg = RecordConsent {
+            user_id: user.id.clone(),
+            client_id: pending.client_id.clone(),
+            service_id: pending.service_id.clone(),
+            scopes: pending.scope.split_whitespace().map(str::to_owned).collect(),
+        };
         state.actors.sessions.send(msg).await??;
         return Ok(true);
     }
     if pending.remembered_user.as_deref() == Some(user.id.as_str()) {
         return Ok(true);
     }
-    let msg = HasConsent { user_id: user.id.clone(), client_id: pending.client_id.clone() };
-    state.actors.sessions.send(msg).await?
+    has_consent(state, &user.id, pending).await
 }
 
 /// A fresh copy of `pending` for the consent page, shown to the user who really logged in.
@@ -179,10 +183,7 @@ async fn callback(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
     let (pending, login) = match take_pending(&state, upstream_state).await {
         Ok(Some(found)) => found,
         Ok(None) => return expired_page(),
-        Err(e) => {
-            use actix_web::ResponseError as _;
-            return error_page(e.status_code(), "Sign-in is unavailable", e.description());
-        }
+        Err(e) => return failure_page(&e),
     };
     let result = complete(&state, &req, &q, pending.clone(), login).await;
     result.unwrap_or_else(|e| {

@@ -1,7 +1,8 @@
 //! The consent step (MCP confused-deputy rule, checklist B14/B15). The gateway logs users in
 //! upstream with one static client id, so an upstream session alone must never let a new
-//! client get tokens: each new (user, client) pair first sees a page naming the client, where
-//! its redirect goes, the service and the scopes, and must approve it.
+//! client get tokens: a user first sees a page naming the client, where its redirect goes, the
+//! service and the scopes, and must approve it. The approval is remembered for that service and
+//! those scopes only (`actors::sessions`): another service or a new scope asks again.
 //!
 //! The form is protected by a CSRF token bound to the pending request and to a random value in
 //! an `HttpOnly` cookie set when the page was shown, so a form posted from another browser (or
@@ -14,7 +15,7 @@ use serde::Deserialize;
 
 use crate::actors::{BeginUpstream, GetLogin, SaveLogin, TakeLogin};
 use crate::error::OAuthError;
-use crate::oauth::authorize::error_redirect;
+use crate::oauth::authorize::{error_redirect, failure_page};
 use crate::oauth::model::{Client, ClientSource, PendingAuthorization, UpstreamLogin};
 use crate::oauth::{cimd, cookies, redirect_uri};
 use crate::state::AppState;
@@ -185,7 +186,7 @@ async fn submit(state: web::Data<AppState>, req: HttpRequest, form: web::Form<Co
                 "This sign-in request has expired. Start again from your application.",
             )
         }
-        Ok(Err(e)) => return refused(StatusCode::SERVICE_UNAVAILABLE, e.description()),
+        Ok(Err(e)) => return failure_page(&e),
         Err(e) => return refused(StatusCode::INTERNAL_SERVER_ERROR, OAuthError::from(e).description()),
     };
     decide(&state, pending, approve).await

@@ -4,23 +4,11 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
 
 use crate::actors::Introspect;
 use crate::error::OAuthError;
-use crate::oauth::token::authenticate_client;
+use crate::oauth::token::{authenticated_token, TokenRequestForm};
 use crate::state::AppState;
-
-/// The introspection request.
-#[derive(Debug, Deserialize)]
-pub struct IntrospectForm {
-    token: Option<String>,
-    /// A hint only (RFC 7662 §2.1).
-    #[allow(dead_code)]
-    token_type_hint: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<String>,
-}
 
 /// Whether the actor's answer may be shown to `client_id`: active and not issued to another
 /// client.
@@ -33,15 +21,9 @@ fn visible_to(answer: &serde_json::Value, client_id: &str) -> bool {
 async fn introspect(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: web::Form<IntrospectForm>,
+    form: web::Form<TokenRequestForm>,
 ) -> Result<HttpResponse, OAuthError> {
-    let form = form.into_inner();
-    let client =
-        authenticate_client(&state, &req, form.client_id.as_deref(), form.client_secret.as_deref()).await?;
-    let token = form
-        .token
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
+    let (client, token) = authenticated_token(&state, &req, form.into_inner()).await?;
     let answer = state.actors.tokens.send(Introspect { token }).await??;
     let body =
         if visible_to(&answer, &client.client_id) { answer } else { serde_json::json!({ "active": false }) };

@@ -88,6 +88,34 @@ pub async fn authenticate_client(
     state.actors.clients.send(AuthenticateClient { client_id, client_secret }).await?
 }
 
+/// The body of a revocation (RFC 7009 §2.1) or introspection (RFC 7662 §2.1) request: the
+/// token and, unless HTTP Basic is used, the client's credentials.
+#[derive(Debug, Deserialize)]
+pub struct TokenRequestForm {
+    token: Option<String>,
+    /// A hint only; the gateway recognises both kinds of token itself.
+    #[allow(dead_code)]
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// The prologue of the revocation and introspection endpoints: authenticates the client
+/// (first, so an unauthenticated caller learns nothing), then requires a non-empty `token`.
+pub async fn authenticated_token(
+    state: &AppState,
+    req: &HttpRequest,
+    form: TokenRequestForm,
+) -> Result<(Client, String), OAuthError> {
+    let client =
+        authenticate_client(state, req, form.client_id.as_deref(), form.client_secret.as_deref()).await?;
+    let token = form
+        .token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
+    Ok((client, token))
+}
+
 fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str, OAuthError> {
     value
         .as_deref()

@@ -372,3 +372,84 @@ async fn a_bad_upstream_code_gives_no_code_to_the_client() {
     assert!(matches!(q["error"].as_str(), "access_denied" | "server_error"), "{q:?}");
     assert_eq!(q["iss"], app.address);
 }
+
+// ---- Remembered consent covers what was consented to ----------------------------------------
+
+/// `svc` (base scopes `read`, `write`; step-up scope `admin`) and `other` (`read`).
+async fn spawn_with_two_services() -> crate::helpers::TestApp {
+    spawn_app_with(|s| {
+        add_service(s, "svc", &["read", "write"]);
+        add_service(s, "other", &["read"]);
+        if let Some(svc) = s.mcp_services.get_mut("svc") {
+            svc.tool_scopes.insert("delete_repo".into(), vec!["admin".into()]);
+        }
+    })
+    .await
+}
+
+/// `request` shows the consent page; approve it and log in as alice: a code comes back.
+async fn consent_and_login(app: &crate::helpers::TestApp, browser: &mut Browser, request: &AuthRequest) {
+    let page = app.authorize(browser, request).await;
+    assert_eq!(page.status, 200, "consent page expected: {:?}", page.header("location"));
+    let approved = app.consent(browser, &ConsentForm::from_page(&page), "approve").await;
+    let back = app.login(browser, &approved.location(), "Alice", "alice@example.com").await;
+    assert!(back.location_query().contains_key("code"), "{}", back.location());
+}
+
+/// Whether `request` goes straight to the provider (consent remembered) rather than the page.
+async fn skips_consent(app: &crate::helpers::TestApp, browser: &mut Browser, request: &AuthRequest) -> bool {
+    let reply = app.authorize(browser, request).await;
+    if reply.is_redirect() {
+        assert!(reply.location().contains("/oauth/dev/login"), "{}", reply.location());
+        return true;
+    }
+    ConsentForm::from_page(&reply);
+    false
+}
+
+#[actix_web::test]
+async fn remembered_consent_skips_only_the_same_service_and_a_subset_of_its_scopes() {
+    // Arrange: alice approved `read write` of svc for this client.
+    let app = spawn_with_two_services().await;
+    let client = app.register_client(&[REDIRECT]).await;
+    let mut browser = Browser::new();
+    let svc = |scope: &str| AuthRequest::new(&app, &client, Some("svc")).with("scope", Some(scope));
+    consent_and_login(&app, &mut browser, &svc("read write")).await;
+
+    // Act + Assert
+    assert!(skips_consent(&app, &mut browser, &svc("read")).await, "a subset of svc");
+    assert!(skips_consent(&app, &mut browser, &svc("write read")).await, "the same set");
+    assert!(skips_consent(&app, &mut browser, &AuthRequest::new(&app, &client, Some("svc"))).await);
+    let step_up = app.authorize(&mut browser, &svc("read admin")).await;
+    assert_eq!(step_up.status, 200, "a new scope asks again");
+    assert!(step_up.body.contains("admin"), "the page names the new scope");
+    let other = AuthRequest::new(&app, &client, Some("other")).with("scope", Some("read"));
+    let other_page = app.authorize(&mut browser, &other).await;
+    assert_eq!(other_page.status, 200, "another service asks again");
+    assert!(other_page.body.contains("other service"));
+}
+
+#[actix_web::test]
+async fn approving_more_adds_to_the_remembered_consent() {
+    // Arrange
+    let app = spawn_with_two_services().await;
+    let client = app.register_client(&[REDIRECT]).await;
+    let mut browser = Browser::new();
+    let svc = |scope: &str| AuthRequest::new(&app, &client, Some("svc")).with("scope", Some(scope));
+    let other = AuthRequest::new(&app, &client, Some("other")).with("scope", Some("read"));
+
+    // Act: approve `read write`, then the step-up `read admin`, then the other service.
+    consent_and_login(&app, &mut browser, &svc("read write")).await;
+    consent_and_login(&app, &mut browser, &svc("read admin")).await;
+    consent_and_login(&app, &mut browser, &other).await;
+
+    // Assert: the union of svc's approvals is remembered, and svc's survive other's.
+    for scope in ["admin", "read admin", "write admin", "read write admin", "read"] {
+        assert!(skips_consent(&app, &mut browser, &svc(scope)).await, "svc {scope}");
+    }
+    assert!(skips_consent(&app, &mut browser, &other).await, "other read");
+    // The remembered skip still ends in a code for the client.
+    let skipped = app.authorize(&mut browser, &svc("write admin")).await;
+    let back = app.login(&mut browser, &skipped.location(), "Alice", "alice@example.com").await;
+    assert!(back.location_query().contains_key("code"), "{}", back.location());
+}
