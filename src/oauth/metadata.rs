@@ -128,7 +128,9 @@ pub struct ResourceMetadata {
     pub resource: String,
     /// `[issuer]`, byte-identical to the server metadata's `issuer`.
     pub authorization_servers: Vec<String>,
-    /// The service's scopes and step-up scopes, without `offline_access`.
+    /// The service's scopes and step-up scopes, without `offline_access`. Left out when empty:
+    /// the Python SDK turns an empty list into a registration with `scope: ""`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes_supported: Vec<String>,
     /// `["header"]`: tokens in the query string are refused.
     pub bearer_methods_supported: Vec<String>,

@@ -3,7 +3,10 @@
 //! Everything passes except what would leak the client's credentials (`Authorization`,
 //! `Proxy-Authorization`, the gateway's own cookies), what only describes one hop (RFC 9110
 //! §7.6.1), what the gateway itself vouches for (`x-user-*`, `X-Forwarded-*`), and framing
-//! (`Content-Length`, `Host`, `Expect`), which the outgoing connection sets anew.
+//! (`Content-Length`, `Host`, `Expect`), which the outgoing connection sets anew. `Origin` is
+//! dropped too: the gateway has already judged it (DNS-rebinding defence, checklist C1), and a
+//! backend with its own Origin check (the Python SDK's default) would otherwise refuse the
+//! browser origins the gateway allows.
 
 use std::net::IpAddr;
 
@@ -40,6 +43,7 @@ fn dropped_from_request(name: &str, listed: &[String]) -> bool {
             "authorization"
                 | "proxy-authorization"
                 | "host"
+                | "origin"
                 | "content-length"
                 | "expect"
                 | "x-forwarded-for"
@@ -215,6 +219,7 @@ mod tests {
             ("upgrade", "websocket"),
             ("proxy-connection", "keep-alive"),
             ("host", "gw"),
+            ("origin", "https://app.example"),
             ("x-user-id", "admin"),
             ("X-User-Role", "root"),
             ("mcp-session-id", "s-1"),

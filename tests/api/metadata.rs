@@ -151,3 +151,18 @@ async fn step_up_scopes_are_advertised_but_never_offline_access() {
     assert_eq!(resource["scopes_supported"], serde_json::json!(["read", "admin", "tools"]));
     assert_eq!(other["scopes_supported"], serde_json::json!(["write"]));
 }
+
+#[actix_web::test]
+async fn protected_resource_metadata_omits_scopes_when_the_service_has_none() {
+    // Arrange
+    let app = spawn_app_with(|s| add_service(s, "plain", &[])).await;
+
+    // Act
+    let reply = app.get("/.well-known/oauth-protected-resource/plain/mcp").await;
+
+    // Assert
+    assert_eq!(reply.status, 200);
+    let m = reply.json();
+    assert!(m.get("scopes_supported").is_none(), "no empty scopes_supported: {m}");
+    assert_eq!(m["resource"], format!("{}/plain/mcp", app.address));
+}

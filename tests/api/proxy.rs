@@ -389,7 +389,14 @@ async fn c1_foreign_origin_is_403_and_loopback_or_listed_origins_pass() {
     assert_eq!(body_json(&mut res).await["error"], "forbidden");
     assert_eq!(send("http://localhost:6274").await.unwrap().status().as_u16(), 200);
     assert_eq!(send("http://127.0.0.1:3000").await.unwrap().status().as_u16(), 200);
-    assert_eq!(send("https://app.example").await.unwrap().status().as_u16(), 200);
+    let mut allowed = send("https://app.example").await.unwrap();
+    assert_eq!(allowed.status().as_u16(), 200);
+    let echo = body_json(&mut allowed).await;
+    assert_eq!(
+        echoed(&echo, "origin"),
+        None,
+        "the gateway judged the Origin; the backend must not re-judge it"
+    );
 }
 
 #[actix_web::test]
