@@ -43,12 +43,26 @@ pub fn html_escape(s: &str) -> String {
     out
 }
 
-/// Fills `{{name}}` placeholders in `template`, escaping each value.
+/// Fills `{{name}}` placeholders in `template`, escaping each value. One pass over the
+/// template: text inside a value is never taken for a placeholder. Unknown placeholders stay.
 pub fn render(template: &str, values: &[(&str, &str)]) -> String {
-    let mut out = template.to_owned();
-    for (name, value) in values {
-        out = out.replace(&format!("{{{{{name}}}}}"), &html_escape(value));
+    let mut out = String::with_capacity(template.len() + 256);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            rest = &rest[start..];
+            break;
+        };
+        let name = &after[..end];
+        match values.iter().find(|(n, _)| *n == name) {
+            Some((_, value)) => out.push_str(&html_escape(value)),
+            None => out.push_str(&rest[start..start + 4 + end]),
+        }
+        rest = &after[end + 2..];
     }
+    out.push_str(rest);
     out
 }
 
@@ -84,6 +98,13 @@ mod tests {
             html_escape("<a href=\"x\">'&'</a>"),
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
+    }
+
+    #[test]
+    fn render_is_one_pass() {
+        let out = render("{{a}} {{b}} {{c}}", &[("a", "{{b}}"), ("b", "x")]);
+        assert_eq!(out, "{{b}} x {{c}}");
+        assert_eq!(render("tail {{open", &[]), "tail {{open");
     }
 
     #[test]

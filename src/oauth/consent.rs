@@ -83,8 +83,8 @@ pub fn consent_page(
     let client_name = client_label(client);
     let scopes =
         if pending.scope.is_empty() { "(none)".to_owned() } else { pending.scope.replace(' ', ", ") };
-    // The raw warning goes in first; values chosen by the client are filled in last, so text
-    // inside them is never taken for a placeholder.
+    // The warning is trusted HTML, so it goes in before `render`, which escapes every value and
+    // fills placeholders in one pass (text inside a client's values is never a placeholder).
     let template = TEMPLATE.replace("{{localhost_warning}}", if loopback { LOOPBACK_WARNING } else { "" });
     let body = render(
         &template,
