@@ -9,6 +9,8 @@
 //! - `startup --bin PATH --port P [--runs N] -- ARGS...`: starts PATH with ARGS, polls
 //!   `GET /health` on 127.0.0.1:P in a tight loop, reports start → first response, stops it.
 //!
+//! - `port`: prints a free loopback port (for the harness to hand to nginx and the gateway).
+//!
 //! Every result is one line `RESULT key=value ...` on stdout. A plain HTTP/1.1 client over tokio
 //! sockets keeps the client's own cost small and the same for every target.
 
@@ -77,6 +79,7 @@ fn main() -> Result<(), BoxError> {
         "latency" => rt.block_on(latency(opts)),
         "hold" => rt.block_on(hold(opts)),
         "startup" => startup(&opts),
+        "port" => free_port(),
         other => Err(format!("unknown command {other}").into()),
     }
 }
@@ -382,6 +385,12 @@ async fn hold(o: Opts) -> Result<(), BoxError> {
         "RESULT streams={} opened={opened} failed={failed} open_secs={open_secs:.2} rss_before_kib={rss_before} rss_open_kib={rss_open} rss_after_close_kib={rss_after}",
         o.streams
     );
+    Ok(())
+}
+
+fn free_port() -> Result<(), BoxError> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    println!("{}", listener.local_addr()?.port());
     Ok(())
 }
 
