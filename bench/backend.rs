@@ -51,6 +51,7 @@ async fn serve(port: u16, workers: usize) -> Result<(), BoxError> {
     .workers(workers)
     .backlog(4096)
     .max_connections(100_000)
+    .shutdown_timeout(1)
     .listen(listener)?
     .run();
     // The harness waits for this line to learn the port.

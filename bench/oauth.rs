@@ -623,3 +623,38 @@ mod html {
         v.filter(|v| !v.is_empty()).unwrap_or(default).to_owned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::html::pick_form;
+
+    #[test]
+    fn consent_form_is_approved_not_denied() {
+        let page = r#"<p>Allow <b>bench</b>?</p><!-- <form action="/x"> -->
+          <form method="post" action="/oauth/consent?a=1&amp;b=2">
+            <input type="hidden" name="pending_id" value="p&quot;1">
+            <input type="hidden" name="csrf" value='c2'>
+            <button type="submit" name="action" value="deny">Deny</button>
+            <button type="submit" name="action" value="approve" class="primary">Allow</button>
+          </form>"#;
+        let f = pick_form(page).unwrap();
+        assert_eq!((f.method.as_str(), f.action.as_str()), ("post", "/oauth/consent?a=1&b=2"));
+        let fields: Vec<(&str, &str)> = f.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(fields, [("pending_id", "p\"1"), ("csrf", "c2"), ("action", "approve")]);
+    }
+
+    #[test]
+    fn empty_login_fields_are_filled_and_the_better_form_wins() {
+        let page = r#"<form action="/cancel"><button>Cancel</button></form>
+          <form method="POST" action="/oauth/dev/login">
+            <input type="hidden" name="state" value="s">
+            <input type="text" id="name" name="name" value="" required autofocus>
+            <input type="email" name="email" value="">
+            <button type="submit" class="primary">Log in</button>
+          </form>"#;
+        let f = pick_form(page).unwrap();
+        assert_eq!(f.action, "/oauth/dev/login");
+        let fields: Vec<(&str, &str)> = f.fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(fields, [("state", "s"), ("name", "bench"), ("email", "bench@example.com")]);
+    }
+}

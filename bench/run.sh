@@ -46,14 +46,19 @@ die() { log "ERROR: $*"; exit 1; }
 PIDS=()
 cleanup() {
     local pid
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do stop "$pid"; done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-stop() { # stop one process we started, by its id
+stop() { # stop one process we started, by its id; no 30 s graceful drain of idle keep-alives
+    local i
     kill "$1" 2>/dev/null || true
+    for ((i = 0; i < 30; i++)); do
+        kill -0 "$1" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$1" 2>/dev/null || true
     wait "$1" 2>/dev/null || true
 }
 
@@ -297,8 +302,8 @@ main() {
     LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
     log "work dir $WORK; load average $LOAD_BEFORE"
 
-    bench_startup
     start_backend
+    bench_startup
     start_nginx
     start_gateway memory
     record process gateway memory idle_rss_kib "$(rss_kib "$GW_PID")"
