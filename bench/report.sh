@@ -123,7 +123,16 @@ targets_table() {
     echo "| gateway throughput ≥ 0.9 × nginx at 256 connections | $tp256 × | $(verdict "$tp256" '>=' 0.9) |"
     echo "| added p99 over direct ≤ 1 ms at 32 connections | $addp99 ms | $(verdict "$addp99" '<=' 1) |"
     echo "| added SSE event latency ≤ 1 ms (p50, 1 stream) | $sse_add ms | $(verdict "$sse_add" '<=' 1) |"
-    echo "| $STREAMS open SSE streams ≤ 256 MiB RSS | $hold_rss MiB | $(verdict "$hold_rss" '<=' 256) |"
+    # Judged on 10,000 streams: measured when all opened, else extrapolated per stream.
+    local opened before at10k
+    opened=$(get hold gateway "$STREAMS" opened)
+    before=$(get hold gateway "$STREAMS" rss_before_kib)
+    at10k=$(calc '%.1f' '(b + (a - b) / c * 10000) / 1024' "$(get hold gateway "$STREAMS" rss_open_kib)" "$before" "$opened")
+    if [[ $opened == 10000 ]]; then
+        echo "| 10,000 open SSE streams ≤ 256 MiB RSS | $hold_rss MiB | $(verdict "$hold_rss" '<=' 256) |"
+    else
+        echo "| 10,000 open SSE streams ≤ 256 MiB RSS | $hold_rss MiB with $(calc '%.0f' a "$opened") open; ≈ $at10k MiB at 10,000 (extrapolated) | $(verdict "$at10k" '<=' 256) |"
+    fi
     echo "| idle RSS ≤ 20 MiB | $idle MiB | $(verdict "$idle" '<=' 20) |"
     echo "| start to first request ≤ 200 ms (median) | $(calc '%.1f' a "$start") ms | $(verdict "$start" '<=' 200) |"
     echo "| ≥ 5,000 refresh rotations/s on memory | $rot_mem /s | $(verdict "$rot_mem" '>=' 5000) |"

@@ -351,13 +351,21 @@ async fn hold(o: Opts) -> Result<(), BoxError> {
         })
         .collect();
     let deadline = started + Duration::from_secs(o.timeout_secs);
+    // A proxy that caps its backend connections leaves the rest waiting: stop waiting once
+    // nothing has opened for a while instead of running into the deadline.
+    let (mut last_count, mut last_progress) = (0, Instant::now());
+    let mut open_secs = 0.0;
     while open.load(Ordering::Relaxed) < o.streams && Instant::now() < deadline {
-        if tasks.iter().all(|t| t.is_finished()) {
+        if tasks.iter().all(|t| t.is_finished()) || last_progress.elapsed() > Duration::from_secs(10) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+        let count = open.load(Ordering::Relaxed);
+        if count != last_count {
+            (last_count, last_progress) = (count, Instant::now());
+            open_secs = started.elapsed().as_secs_f64();
+        }
     }
-    let open_secs = started.elapsed().as_secs_f64();
     let opened = open.load(Ordering::Relaxed);
     let mut rss_open = 0;
     for _ in 0..o.hold_secs.max(1) {
