@@ -7,6 +7,7 @@
 pub mod actors;
 pub mod config;
 pub mod error;
+pub mod info;
 pub mod oauth;
 pub mod proxy;
 pub mod secret;

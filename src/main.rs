@@ -1,1 +1,126 @@
-fn main() {}
+//! The `mcp-gateway` binary: parses the command line, loads the configuration and runs the
+//! gateway. Everything else lives in the library.
+//!
+//! Exit codes: 0 success, 1 the gateway could not start or stopped with an error, 2 the
+//! configuration (or the command line) is invalid.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use mcp_gateway::config::{ensure_session_secret, load, render, LoadOptions, OutputFormat, Settings};
+use mcp_gateway::startup::Application;
+
+/// OAuth 2.1 authorization server and streaming reverse proxy for MCP services.
+#[derive(Parser)]
+#[command(name = "mcp-gateway", version, about)]
+struct Cli {
+    /// Config file layered over config/default.yaml (default: $MCP_CONFIG_PATH).
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    /// Development mode; also logs at debug level unless RUST_LOG is set.
+    #[arg(long, global = true)]
+    debug: bool,
+    /// Address to listen on.
+    #[arg(long, value_name = "H", global = true)]
+    host: Option<String>,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, value_name = "P", global = true)]
+    port: Option<u16>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the configuration and print it with every secret redacted.
+    CheckConfig {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Yaml)]
+        format: Format,
+    },
+    /// Add a signing key to the shared store; running gateways pick it up, and tokens signed
+    /// with older keys stay valid until they expire.
+    RotateKeys,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Yaml,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = if cli.debug { "debug" } else { "info" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+
+    let options = LoadOptions {
+        config_file: cli.config,
+        host: cli.host,
+        port: cli.port,
+        debug: cli.debug,
+        ..LoadOptions::from_process_env()
+    };
+    let settings = match load(&options) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Some(Command::CheckConfig { format: Format::Yaml }) => check_config(&settings, OutputFormat::Yaml),
+        Some(Command::CheckConfig { format: Format::Json }) => check_config(&settings, OutputFormat::Json),
+        Some(Command::RotateKeys) => rotate_keys(&settings),
+        None => serve(settings),
+    }
+}
+
+fn check_config(settings: &Settings, format: OutputFormat) -> ExitCode {
+    match render(settings, format) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn rotate_keys(settings: &Settings) -> ExitCode {
+    let result = actix_web::rt::System::new().block_on(mcp_gateway::actors::keys::rotate_keys(settings));
+    match result {
+        Ok(r) => {
+            println!(
+                "added signing key {} (signs from unix {}); key set: {}; retired: {}",
+                r.kid,
+                r.signs_from,
+                r.kept.join(", "),
+                if r.retired.is_empty() { "none".to_owned() } else { r.retired.join(", ") }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn serve(mut settings: Settings) -> ExitCode {
+    ensure_session_secret(&mut settings);
+    let result = actix_web::rt::System::new().block_on(async move {
+        let app = Application::build(settings).await.map_err(|e| format!("cannot start: {e}"))?;
+        app.run_until_stopped().await.map_err(|e| format!("server stopped: {e}"))
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

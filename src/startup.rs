@@ -12,7 +12,9 @@ use actix_web::middleware::Logger;
 use actix_web::{http, web, App, HttpServer};
 
 use crate::config::{CorsSettings, Settings};
+use crate::proxy::session::SessionBindings;
 use crate::state::{AppState, Clock, RevocationSet};
+use crate::storage::Backend;
 use crate::upstream::Upstream;
 
 /// Why the gateway could not start.
@@ -47,7 +49,23 @@ pub struct Application {
 impl Application {
     /// Binds, starts the actors and builds the server. When `issuer` is empty it becomes
     /// `http://{host}:{bound port}`.
-    pub async fn build(mut settings: Settings) -> Result<Self, StartupError> {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let (backend, fallback) = crate::actors::supervisor::connect_backend(&settings.storage).await?;
+        Self::build_on(settings, backend, fallback).await
+    }
+
+    /// [`Application::build`] on an already connected `backend` instead of the configured
+    /// one. For tests: two gateways given clones of one backend share their state the way
+    /// instances sharing a Redis do.
+    pub async fn build_with_backend(settings: Settings, backend: Backend) -> Result<Self, StartupError> {
+        Self::build_on(settings, backend, false).await
+    }
+
+    async fn build_on(
+        mut settings: Settings,
+        backend: Backend,
+        fallback: bool,
+    ) -> Result<Self, StartupError> {
         let addr = format!("{}:{}", settings.host, settings.port);
         let listener =
             TcpListener::bind(&addr).map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
@@ -60,11 +78,31 @@ impl Application {
 
         let clock = Clock::default();
         let revoked = RevocationSet::default();
-        let (actors, keys) = crate::actors::start(settings.clone(), clock.clone(), revoked.clone()).await?;
+        let (actors, keys) = crate::actors::supervisor::start_on(
+            backend.clone(),
+            fallback,
+            settings.clone(),
+            clock.clone(),
+            revoked.clone(),
+        )
+        .await?;
         let upstream = Arc::new(
-            Upstream::from_settings(&settings).await.map_err(|e| StartupError::Upstream(e.to_string()))?,
+            Upstream::from_settings(&settings)
+                .await
+                .map_err(|e| StartupError::Upstream(e.to_string()))?
+                .with_clock(clock.clone()),
         );
-        let state = AppState { settings: settings.clone(), keys, upstream, clock, revoked, actors };
+        let mcp_sessions = Arc::new(SessionBindings::new(&settings));
+        let state = AppState {
+            settings: settings.clone(),
+            keys,
+            upstream,
+            clock,
+            revoked,
+            actors,
+            store: backend,
+            mcp_sessions,
+        };
 
         let workers = match settings.runtime.workers {
             0 => std::thread::available_parallelism().map(usize::from).unwrap_or(1),
@@ -74,7 +112,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(cors(&app_state.settings.cors))
-                .wrap(Logger::new("%a \"%r\" %s %b %Dms").exclude("/health"))
+                .wrap(access_log())
                 .app_data(web::Data::new(app_state.clone()))
                 .configure(crate::web_util::configure_extractors)
                 .configure(routes)
@@ -101,6 +139,14 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// The access log: path without the query string, because queries carry codes, states and
+/// (on the dev provider's callback) the person's name and email.
+fn access_log() -> Logger {
+    Logger::new("%a %{method}xi %U %s %b %Dms")
+        .custom_request_replace("method", |req| req.method().to_string())
+        .exclude("/health")
 }
 
 /// Every route of the gateway. `/{service}/mcp` comes last: it matches any service id.

@@ -1,5 +1,6 @@
 //! What every handler shares: settings, signing keys, the upstream provider, the clock, the
-//! local revocation set and the actor addresses. Built once in [`crate::startup`] and handed
+//! local revocation set, the actor addresses, the storage backend and the proxy's MCP session
+//! bindings. Built once in [`crate::startup`] and handed
 //! to each worker as `web::Data<AppState>`; everything inside is an `Arc` or an `Addr`.
 
 use std::collections::HashMap;
@@ -9,7 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::actors::Actors;
 use crate::config::Settings;
-use crate::oauth::jwt::SigningKeys;
+use crate::oauth::jwt::KeyRing;
+use crate::proxy::session::SessionBindings;
+use crate::storage::Backend;
 use crate::upstream::Upstream;
 
 /// Seconds since the Unix epoch, shifted by an offset tests can move (style guide item 12:
@@ -65,8 +68,8 @@ impl RevocationSet {
 pub struct AppState {
     /// Validated settings; `issuer` is final (no trailing slash).
     pub settings: Arc<Settings>,
-    /// Keys access tokens are signed and checked with.
-    pub keys: Arc<SigningKeys>,
+    /// Keys access tokens are signed and checked with (swapped whole on key rotation).
+    pub keys: KeyRing,
     /// The one upstream identity provider.
     pub upstream: Arc<Upstream>,
     /// The gateway's clock.
@@ -75,4 +78,10 @@ pub struct AppState {
     pub revoked: RevocationSet,
     /// Addresses of the state actors.
     pub actors: Actors,
+    /// The storage backend the actors run on, for the proxy's rare direct reads and writes
+    /// (MCP session bindings); never touched on the hot path of a request.
+    pub store: Backend,
+    /// MCP session → user bindings known to this process, shared by every worker (checklist
+    /// A13).
+    pub mcp_sessions: Arc<SessionBindings>,
 }

@@ -14,6 +14,7 @@ use crate::oauth::model::{AuthCode, Client, PendingAuthorization, TokenResponse,
 
 pub mod clients;
 pub mod codes;
+pub mod keys;
 pub mod sessions;
 pub mod supervisor;
 pub mod tokens;
@@ -259,6 +260,6 @@ pub async fn start(
     settings: std::sync::Arc<crate::config::Settings>,
     clock: crate::state::Clock,
     revoked: crate::state::RevocationSet,
-) -> Result<(Actors, std::sync::Arc<crate::oauth::jwt::SigningKeys>), crate::startup::StartupError> {
+) -> Result<(Actors, crate::oauth::jwt::KeyRing), crate::startup::StartupError> {
     supervisor::start(settings, clock, revoked).await
 }

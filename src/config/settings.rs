@@ -7,8 +7,9 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_aux::field_attributes::{deserialize_bool_from_anything, deserialize_number_from_string};
 
-/// Everything the gateway is configured with.
-#[derive(Debug, Clone, Deserialize)]
+/// Everything the gateway is configured with. `Serialize` (for `check-config`) prints every
+/// secret as `[redacted]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Settings {
     /// Address to listen on.
     #[serde(default = "default_host")]
@@ -21,6 +22,9 @@ pub struct Settings {
     #[serde(default)]
     pub issuer: String,
     /// Key for signing cookies and CSRF tokens. The example value is refused unless `debug`.
+    /// Empty (the default) is allowed only with memory storage: a random one is generated at
+    /// startup, so sessions do not survive a restart.
+    #[serde(default = "empty_secret", serialize_with = "redact")]
     pub session_secret: SecretString,
     /// Development mode: relaxes the example-secret and `Origin` checks; never in production.
     #[serde(default, deserialize_with = "deserialize_bool_from_anything")]
@@ -87,7 +91,7 @@ impl Default for CorsSettings {
 }
 
 /// Storage backend selection.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct StorageSettings {
     /// `memory`, `redis` or `vault`.
@@ -114,10 +118,11 @@ impl Default for StorageSettings {
 }
 
 /// Redis connection settings (older gateway's names plus `url` and `key_prefix`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct RedisSettings {
     /// Full `redis://` or `rediss://` URL; overrides host/port/password/db/ssl when set.
+    #[serde(serialize_with = "redact_url_password")]
     pub url: Option<String>,
     /// Host name.
     pub host: String,
@@ -125,6 +130,7 @@ pub struct RedisSettings {
     #[serde(deserialize_with = "deserialize_number_from_string")]
     pub port: u16,
     /// Password, if any.
+    #[serde(serialize_with = "redact_opt")]
     pub password: Option<SecretString>,
     /// Database number.
     #[serde(deserialize_with = "deserialize_number_from_string")]
@@ -163,12 +169,13 @@ impl Default for RedisSettings {
 }
 
 /// Vault (KV v2) connection settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct VaultSettings {
     /// Vault address, e.g. `https://vault.example.com:8200`.
     pub url: String,
     /// Token, for `auth_method: token`.
+    #[serde(serialize_with = "redact_opt")]
     pub token: Option<SecretString>,
     /// KV v2 mount.
     pub mount_point: String,
@@ -181,9 +188,16 @@ pub struct VaultSettings {
     /// AppRole role id.
     pub role_id: Option<String>,
     /// AppRole secret id.
+    #[serde(serialize_with = "redact_opt")]
     pub secret_id: Option<SecretString>,
     /// AppRole mount.
     pub approle_mount: String,
+    /// Per-request timeout in milliseconds (also bounds the startup check).
+    #[serde(deserialize_with = "deserialize_number_from_string")]
+    pub timeout_ms: u64,
+    /// Seconds between sweeps that delete expired entries (KV v2 has no TTL); 0 disables.
+    #[serde(deserialize_with = "deserialize_number_from_string")]
+    pub sweep_interval_secs: u64,
 }
 
 impl Default for VaultSettings {
@@ -198,17 +212,20 @@ impl Default for VaultSettings {
             role_id: None,
             secret_id: None,
             approle_mount: "approle".into(),
+            timeout_ms: 5000,
+            sweep_interval_secs: 60,
         }
     }
 }
 
 /// One upstream identity provider. Which fields matter depends on the kind (the map key).
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(default)]
 pub struct ProviderSettings {
     /// Client id registered at the provider.
     pub client_id: String,
     /// Client secret registered at the provider.
+    #[serde(serialize_with = "redact_opt")]
     pub client_secret: Option<SecretString>,
     /// Scopes requested upstream.
     pub scopes: Vec<String>,
@@ -326,6 +343,39 @@ fn default_true() -> bool {
 }
 fn default_timeout_ms() -> u64 {
     30_000
+}
+fn empty_secret() -> SecretString {
+    SecretString::from("")
+}
+
+/// What `Serialize` prints instead of a secret. An empty secret prints as empty: that it is
+/// unset is worth seeing and reveals nothing.
+pub const REDACTED: &str = "[redacted]";
+
+fn redact<S: serde::Serializer>(secret: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
+    use secrecy::ExposeSecret;
+    ser.serialize_str(if secret.expose_secret().is_empty() { "" } else { REDACTED })
+}
+
+fn redact_opt<S: serde::Serializer>(secret: &Option<SecretString>, ser: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(secret) => redact(secret, ser),
+        None => ser.serialize_none(),
+    }
+}
+
+/// A `redis://user:password@host` URL with the password replaced; an unparsable URL is hidden
+/// whole, since where its password sits is unknown.
+fn redact_url_password<S: serde::Serializer>(url: &Option<String>, ser: S) -> Result<S::Ok, S::Error> {
+    let Some(raw) = url else { return ser.serialize_none() };
+    match url::Url::parse(raw) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let hidden = parsed.set_password(Some(REDACTED)).map(|()| parsed.to_string());
+            ser.serialize_str(hidden.as_deref().unwrap_or(REDACTED))
+        }
+        Ok(_) => ser.serialize_str(raw),
+        Err(_) => ser.serialize_str(REDACTED),
+    }
 }
 
 impl Settings {

@@ -4,8 +4,14 @@
 //! Keys are P-256 private keys kept as PKCS#8 PEM so a storage backend can hold them and every
 //! instance signs with the same set. The newest key signs; every key in the set verifies, so
 //! tokens signed before a rotation stay valid until they expire.
+//!
+//! A rotated-in key can carry a `created_at` in the future: it is published (JWKS, and every
+//! instance's key set) at once but signs only from then on, so by the time any instance signs
+//! with it every other instance already verifies it. [`KeyRing`] is the handle the gateway
+//! shares; the storage supervisor swaps a fresh set into it when the stored set changes.
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -14,8 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use super::model::AccessClaims;
 
-/// Seconds of clock skew tolerated when checking `exp`.
-const LEEWAY_SECS: i64 = 30;
+/// Seconds of clock skew tolerated when checking `exp`: only the gateway issues and checks
+/// these tokens, so this covers skew between instances, not between strangers (the proxy
+/// re-checks cached claims with the same leeway).
+pub const LEEWAY_SECS: i64 = 5;
 
 /// A key as stored: id, PKCS#8 PEM and creation time.
 #[derive(Clone, Serialize, Deserialize)]
@@ -24,7 +32,8 @@ pub struct StoredKey {
     pub kid: String,
     /// PKCS#8 PEM of the P-256 private key.
     pub pem: String,
-    /// Unix time the key was created; the newest signs.
+    /// Unix time from which the key signs (its creation, or later for a rotated-in key);
+    /// the newest key past this time signs.
     pub created_at: i64,
 }
 
@@ -85,11 +94,13 @@ impl std::fmt::Debug for SigningKeys {
 impl SigningKeys {
     /// Loads a key set; the newest key signs. Fails on an empty set or a bad key.
     pub fn new(issuer: &str, stored: Vec<StoredKey>) -> Result<Self, JwtError> {
-        let active = stored
-            .iter()
-            .max_by_key(|k| k.created_at)
-            .ok_or_else(|| JwtError::Key("empty key set".into()))?;
-        let active_kid = active.kid.clone();
+        Self::new_at(issuer, stored, i64::MAX)
+    }
+
+    /// Loads a key set as of `now`: the newest key whose `created_at` has come signs (the
+    /// oldest key when none has); every key verifies.
+    pub fn new_at(issuer: &str, stored: Vec<StoredKey>, now: i64) -> Result<Self, JwtError> {
+        let active_kid = active_kid(&stored, now).ok_or_else(|| JwtError::Key("empty key set".into()))?;
         let mut keys = HashMap::new();
         let mut jwks = JwkSet { keys: Vec::new() };
         for key in &stored {
@@ -115,6 +126,11 @@ impl SigningKeys {
     /// The keys as stored.
     pub fn stored(&self) -> &[StoredKey] {
         &self.stored
+    }
+
+    /// The id of the key that signs.
+    pub fn active_kid(&self) -> &str {
+        &self.active_kid
     }
 
     /// The public JWKS served at `/.well-known/jwks.json`.
@@ -162,6 +178,58 @@ impl SigningKeys {
             return Err(JwtError::Expired);
         }
         Ok(data.claims)
+    }
+}
+
+/// The key that signs at `now` among `stored` (see [`SigningKeys::new_at`]).
+pub fn active_kid(stored: &[StoredKey], now: i64) -> Option<String> {
+    let due = stored.iter().filter(|k| k.created_at <= now).max_by_key(|k| k.created_at);
+    due.or_else(|| stored.iter().min_by_key(|k| k.created_at)).map(|k| k.kid.clone())
+}
+
+/// The gateway's current key set, shared by every handler and the token actor, and replaced
+/// whole when the stored set changes (key rotation). Reading it is one uncontended read lock
+/// and an `Arc` clone; the lock is never held across an `.await`.
+#[derive(Clone, Debug)]
+pub struct KeyRing {
+    current: Arc<RwLock<Arc<SigningKeys>>>,
+}
+
+impl KeyRing {
+    /// A ring holding `keys`.
+    pub fn new(keys: SigningKeys) -> Self {
+        KeyRing { current: Arc::new(RwLock::new(Arc::new(keys))) }
+    }
+
+    /// The key set in use right now.
+    pub fn current(&self) -> Arc<SigningKeys> {
+        // A poisoned lock still holds a whole `Arc` (replacing it is one assignment).
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Puts `keys` in use for every holder of this ring.
+    pub fn replace(&self, keys: SigningKeys) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+    }
+
+    /// Signs with the current active key ([`SigningKeys::sign`]).
+    pub fn sign(&self, claims: &AccessClaims) -> Result<String, JwtError> {
+        self.current().sign(claims)
+    }
+
+    /// [`SigningKeys::verify`] with the current set.
+    pub fn verify(&self, token: &str, audience: &str, now: i64) -> Result<AccessClaims, JwtError> {
+        self.current().verify(token, audience, now)
+    }
+
+    /// [`SigningKeys::verify_any_audience`] with the current set.
+    pub fn verify_any_audience(&self, token: &str, now: i64) -> Result<AccessClaims, JwtError> {
+        self.current().verify_any_audience(token, now)
+    }
+
+    /// The current public JWKS (a copy: the set may be replaced at any time).
+    pub fn jwks(&self) -> JwkSet {
+        self.current().jwks().clone()
     }
 }
 
@@ -217,6 +285,36 @@ mod tests {
         assert_eq!(rotated.jwks().keys.len(), 2);
         let new_token = rotated.sign(&claims("http://gw/a/mcp", 5000))?;
         assert!(old.verify(&new_token, "http://gw/a/mcp", 2000).is_err(), "new key unknown to old set");
+        Ok(())
+    }
+
+    #[test]
+    fn a_key_signs_only_from_its_start_but_verifies_at_once() -> Result<(), JwtError> {
+        let old = StoredKey::generate(1000)?;
+        let pending = StoredKey::generate(2000)?;
+        let stored = vec![old.clone(), pending.clone()];
+        let before = SigningKeys::new_at("http://gw", stored.clone(), 1500)?;
+        assert_eq!(before.active_kid(), old.kid);
+        let after = SigningKeys::new_at("http://gw", stored.clone(), 2000)?;
+        assert_eq!(after.active_kid(), pending.kid);
+        let token = after.sign(&claims("http://gw/a/mcp", 5000))?;
+        assert!(before.verify(&token, "http://gw/a/mcp", 1500).is_ok(), "published before it signs");
+        assert_eq!(active_kid(std::slice::from_ref(&pending), 0), Some(pending.kid), "none due: the oldest");
+        Ok(())
+    }
+
+    #[test]
+    fn a_key_ring_swap_reaches_every_clone() -> Result<(), JwtError> {
+        let ring = KeyRing::new(SigningKeys::generate("http://gw", 1000)?);
+        let other = ring.clone();
+        let before = ring.sign(&claims("http://gw/a/mcp", 5000))?;
+        let mut stored = ring.current().stored().to_vec();
+        stored.push(StoredKey::generate(1500)?);
+        ring.replace(SigningKeys::new("http://gw", stored)?);
+        assert_eq!(other.jwks().keys.len(), 2);
+        let after = other.sign(&claims("http://gw/a/mcp", 5000))?;
+        assert!(ring.verify(&before, "http://gw/a/mcp", 2000).is_ok());
+        assert!(ring.verify_any_audience(&after, 2000).is_ok());
         Ok(())
     }
 

@@ -245,12 +245,35 @@ pub mod keys {
     pub fn revoked_jti(jti: &str) -> String {
         format!("jtirev:{jti}")
     }
-    /// A remembered consent of a user for a client.
+    /// A remembered consent of a user for a client. The client id is hashed: metadata
+    /// document ids are URLs full of `:`, and user ids may hold `:` too, so joining the raw
+    /// values could make two (user, client) pairs share a key. The hash is fixed-length and
+    /// `:`-free, which makes the split unambiguous.
     pub fn consent(user_id: &str, client_id: &str) -> String {
-        format!("consent:{user_id}:{client_id}")
+        format!("consent:{user_id}:{}", crate::secret::hash_token(client_id))
+    }
+    /// The user an MCP session of a service is bound to (checklist A13), by the hash
+    /// ([`crate::secret::hash_token`]) of the session id: the id is a bearer-like secret and
+    /// is not stored in clear.
+    pub fn mcp_session(service_id: &str, session_hash: &str) -> String {
+        format!("mcpsession:{service_id}:{session_hash}")
     }
     /// The signing key set.
     pub fn signing_keys() -> String {
         "signing-keys".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keys;
+
+    #[test]
+    fn consent_keys_cannot_collide_across_the_separator() {
+        // Joined raw, both would be "consent:dev_a:b:c".
+        assert_ne!(keys::consent("dev_a", "b:c"), keys::consent("dev_a:b", "c"));
+        let key = keys::consent("u", "https://claude.ai/oauth/client.json");
+        assert!(key.starts_with("consent:u:"));
+        assert_eq!(key.matches(':').count(), 2, "{key}");
     }
 }

@@ -1,17 +1,27 @@
 //! In-process storage: one map behind a mutex. Every operation is a short critical section
 //! with no `.await` inside, so a plain `std::sync::Mutex` is right here; expired entries read
-//! as absent and are swept lazily once the map has grown past a threshold.
+//! as absent and are swept lazily once the map has grown past a threshold. Revocations are
+//! handed straight to the sets watching this store: memory storage is one process.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{Store, StoreError};
+use super::{Revocation, Store, StoreError};
+use crate::state::RevocationSet;
 
 /// The memory backend. Cloning shares the same map.
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     inner: Arc<Mutex<Inner>>,
+    revocations: Arc<Mutex<Revocations>>,
+}
+
+/// Revocations published on this store and the sets watching it.
+#[derive(Default)]
+struct Revocations {
+    published: Vec<Revocation>,
+    watchers: Vec<RevocationSet>,
 }
 
 #[derive(Default)]
@@ -106,6 +116,27 @@ impl Store for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn publish_revocation(&self, rev: &Revocation) -> Result<(), StoreError> {
+        let mut revs = self.revocations.lock().unwrap_or_else(|p| p.into_inner());
+        // `until` is gateway-clock time, which never runs behind the real clock: an entry
+        // moot by the real clock is moot for every instance.
+        let now = crate::state::Clock::default().now();
+        revs.published.retain(|r| r.until > now);
+        revs.published.push(rev.clone());
+        for set in &revs.watchers {
+            set.insert(&rev.id, rev.until);
+        }
+        Ok(())
+    }
+
+    fn watch_revocations(&self, into: RevocationSet) {
+        let mut revs = self.revocations.lock().unwrap_or_else(|p| p.into_inner());
+        for rev in &revs.published {
+            into.insert(&rev.id, rev.until);
+        }
+        revs.watchers.push(into);
     }
 }
 

@@ -9,9 +9,17 @@
 use std::future::Future;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
+use crate::state::RevocationSet;
+
 pub mod memory;
+pub mod redis;
+pub mod vault;
 
 pub use memory::MemoryStore;
+pub use redis::RedisStore;
+pub use vault::VaultStore;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +33,17 @@ pub enum StoreError {
     /// A stored record did not decode.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+}
+
+/// A revocation as announced to every gateway instance: a revoked access token id (`jti`) or
+/// token family id, and the Unix time (gateway clock) after which it is moot because every
+/// token it names has expired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// The `jti` or family id.
+    pub id: String,
+    /// Unix seconds after which the entry can be forgotten.
+    pub until: i64,
 }
 
 /// What every backend offers. Values are opaque bytes (JSON records).
@@ -57,6 +76,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Checks the backend answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Announces a revocation to every instance watching this backend (including this one).
+    fn publish_revocation(&self, rev: &Revocation) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Starts a background task (on the current tokio runtime) that inserts every revocation
+    /// published on this backend, by any instance, into `into`: first those already
+    /// published and still kept, then new ones as they come, within a second. It survives
+    /// backend outages (catching up afterwards) and ends once the store is dropped.
+    fn watch_revocations(&self, into: RevocationSet);
 }
 
 /// The backend chosen at startup by the storage supervisor. An enum rather than a trait
@@ -65,6 +93,10 @@ pub trait Store: Send + Sync + 'static {
 pub enum Backend {
     /// In-process map; lost on restart, one instance only.
     Memory(MemoryStore),
+    /// Redis (or a Redis-compatible server); shared by every gateway instance.
+    Redis(RedisStore),
+    /// Vault / OpenBao KV v2; shared by every gateway instance.
+    Vault(VaultStore),
 }
 
 impl Backend {
@@ -72,6 +104,8 @@ impl Backend {
     pub fn name(&self) -> &'static str {
         match self {
             Backend::Memory(_) => "memory",
+            Backend::Redis(_) => "redis",
+            Backend::Vault(_) => "vault",
         }
     }
 }
@@ -80,6 +114,8 @@ macro_rules! dispatch {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
             Backend::Memory($s) => $e,
+            Backend::Redis($s) => $e,
+            Backend::Vault($s) => $e,
         }
     };
 }
@@ -108,6 +144,12 @@ impl Store for Backend {
     async fn ping(&self) -> Result<(), StoreError> {
         dispatch!(self, s => s.ping().await)
     }
+    async fn publish_revocation(&self, rev: &Revocation) -> Result<(), StoreError> {
+        dispatch!(self, s => s.publish_revocation(rev).await)
+    }
+    fn watch_revocations(&self, into: RevocationSet) {
+        dispatch!(self, s => s.watch_revocations(into))
+    }
 }
 
 /// Connects the backend named by `settings.kind`. Fails when it cannot be reached; the storage
@@ -115,6 +157,8 @@ impl Store for Backend {
 pub async fn connect(settings: &crate::config::StorageSettings) -> Result<Backend, StoreError> {
     match settings.kind.as_str() {
         "memory" => Ok(Backend::Memory(MemoryStore::new())),
+        "redis" => Ok(Backend::Redis(RedisStore::connect(&settings.redis).await?)),
+        "vault" => Ok(Backend::Vault(VaultStore::connect(&settings.vault).await?)),
         other => Err(StoreError::Backend(format!("storage type '{other}' is not available"))),
     }
 }
@@ -166,9 +210,10 @@ pub mod json {
 /// under `tests/` reach it. Each test takes a fresh,
 /// empty store; keys are unique per call so backends shared between tests do not collide.
 pub mod acceptance {
-    use super::{Store, StoreError};
+    use super::{Revocation, Store, StoreError};
+    use crate::state::RevocationSet;
     use std::sync::Arc;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     /// Runs every check against `store`; `prefix` keeps keys apart between runs.
     pub async fn run_all<S: Store>(store: Arc<S>, prefix: &str) -> Result<(), StoreError> {
@@ -177,7 +222,33 @@ pub mod acceptance {
         concurrent_takes_yield_one(store.clone(), prefix).await?;
         put_if_absent_only_once(&*store, prefix).await?;
         ttl_expires(&*store, prefix).await?;
+        revocations_fan_out(&*store, &*store, prefix).await?;
         store.ping().await
+    }
+
+    /// A revocation published on `publisher` reaches a set watched through `watcher` (another
+    /// connection to the same backend, or the same store) within a second, and one published
+    /// before the watch started is caught up.
+    pub async fn revocations_fan_out<S: Store>(
+        publisher: &S,
+        watcher: &S,
+        p: &str,
+    ) -> Result<(), StoreError> {
+        let far = i64::MAX / 4;
+        let early = Revocation { id: format!("{p}:rev-early"), until: far };
+        publisher.publish_revocation(&early).await?;
+        let set = RevocationSet::default();
+        watcher.watch_revocations(set.clone());
+        let late = Revocation { id: format!("{p}:rev-late"), until: far };
+        // Give the watcher its first read, so `late` is really delivered as news.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let published = Instant::now();
+        publisher.publish_revocation(&late).await?;
+        while !(set.contains(&early.id) && set.contains(&late.id)) {
+            assert!(published.elapsed() < Duration::from_secs(1), "revocation not seen within a second");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
     }
 
     async fn put_get_delete<S: Store>(s: &S, p: &str) -> Result<(), StoreError> {

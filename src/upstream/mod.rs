@@ -1,9 +1,39 @@
 //! The one upstream identity provider users log in with.
-//! TODO(upstream): the provider implementations land with the upstream work; this file fixes
-//! the API the authorization endpoints use.
+//!
+//! Every kind runs the same leg: the browser goes to the provider's authorization endpoint
+//! with `state` and a PKCE S256 challenge, comes back to `{issuer}/oauth/callback`, and
+//! [`Upstream::complete`] exchanges the code (with the verifier) and reads who logged in.
+//! What differs per kind is where the endpoints are ([`endpoints`]), and how the person is
+//! read: a userinfo endpoint (google, custom), the GitHub API ([`github`]), a verified ID token
+//! merged with userinfo (okta, oidc: [`oidc`]), or the gateway's own signed page (`dev`:
+//! [`dev`]). Upstream tokens never leave this module and are never logged.
+
+mod claims;
+mod dev;
+mod endpoints;
+mod github;
+mod http;
+mod oidc;
+
+use std::net::IpAddr;
+
+use oauth2::basic::{
+    BasicErrorResponse, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType,
+};
+use oauth2::{
+    AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, StandardRevocableToken, StandardTokenResponse,
+    TokenResponse as _,
+};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
 use crate::oauth::model::{UpstreamLogin, UserInfo};
+use crate::state::Clock;
+
+pub use claims::user_from_claims;
+pub use dev::DEV_CODE_TTL_SECS;
 
 /// Why the upstream leg failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,16 +58,91 @@ pub struct Prepared {
     pub nonce: Option<String>,
 }
 
+/// The token endpoint's answer: the standard fields plus the OIDC `id_token`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct IdTokenFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id_token: Option<String>,
+}
+
+impl oauth2::ExtraTokenFields for IdTokenFields {}
+
+type UpstreamTokenResponse = StandardTokenResponse<IdTokenFields, BasicTokenType>;
+
+/// An oauth2 client with the authorization and token endpoints set.
+type OAuthClient = oauth2::Client<
+    BasicErrorResponse,
+    UpstreamTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// How the person is read after the code exchange.
+enum Identity {
+    /// `GET userinfo` with the access token; OIDC-style claims (google, custom).
+    Userinfo(url::Url),
+    /// The GitHub REST API (`/user`, `/user/emails`).
+    GitHub(github::GitHubApi),
+    /// A verified ID token, merged with userinfo when there is one (okta, oidc).
+    Oidc(Box<oidc::OidcVerifier>, Option<url::Url>),
+}
+
+/// A provider reached over OAuth 2.0.
+struct Remote {
+    client: OAuthClient,
+    scopes: Vec<String>,
+    identity: Identity,
+}
+
+enum Provider {
+    Remote(Box<Remote>),
+    Dev(dev::DevProvider),
+}
+
 /// The configured provider.
 pub struct Upstream {
     kind: String,
+    provider: Provider,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Upstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upstream").field("kind", &self.kind).finish_non_exhaustive()
+    }
 }
 
 impl Upstream {
-    /// Builds the provider from settings (OIDC providers run discovery here).
+    /// Builds the provider from settings (OIDC providers run discovery here, so an
+    /// unreachable provider fails startup with [`UpstreamError::Request`]).
     pub async fn from_settings(settings: &Settings) -> Result<Self, UpstreamError> {
-        let kind = settings.provider().map(|(k, _)| k.to_owned()).unwrap_or_default();
-        Ok(Upstream { kind })
+        let (kind, provider_settings) = settings
+            .provider()
+            .ok_or_else(|| UpstreamError::Config("no oauth provider configured".into()))?;
+        let redirect_uri = format!("{}/oauth/callback", settings.issuer.trim_end_matches('/'));
+        let provider = match kind {
+            "dev" => {
+                ensure_loopback(&settings.host)?;
+                Provider::Dev(dev::DevProvider::new(settings))
+            }
+            _ => {
+                let ep = endpoints::resolve(kind, provider_settings).await?;
+                Provider::Remote(Box::new(remote(ep, provider_settings, &redirect_uri)?))
+            }
+        };
+        Ok(Upstream { kind: kind.to_owned(), provider, clock: Clock::default() })
+    }
+
+    /// Uses `clock` for ID token and dev code expiry (the gateway's clock, which tests move).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Provider kind: `google`, `github`, `okta`, `custom`, `oidc` or `dev`.
@@ -45,21 +150,155 @@ impl Upstream {
         &self.kind
     }
 
-    /// Fresh PKCE verifier and nonce for one login.
+    /// Fresh PKCE verifier and nonce for one login. The nonce is set only for kinds whose ID
+    /// token is verified (okta, oidc): elsewhere nothing would check it.
     pub fn prepare(&self) -> Prepared {
-        Prepared { pkce_verifier: crate::secret::random_token(32), nonce: None }
+        let verifies_id_token =
+            matches!(&self.provider, Provider::Remote(r) if matches!(r.identity, Identity::Oidc(..)));
+        let nonce = verifies_id_token.then(|| crate::secret::random_token(24));
+        Prepared { pkce_verifier: crate::secret::random_token(32), nonce }
     }
 
     /// The URL to send the browser to, carrying `state` and the PKCE challenge of `prepared`.
-    pub fn authorize_url(&self, _state: &str, _prepared: &Prepared) -> String {
-        String::new()
+    pub fn authorize_url(&self, state: &str, prepared: &Prepared) -> String {
+        let verifier = PkceCodeVerifier::new(prepared.pkce_verifier.clone());
+        let challenge = PkceCodeChallenge::from_code_verifier_sha256(&verifier);
+        match &self.provider {
+            Provider::Dev(dev) => dev.authorize_url(state, challenge.as_str()),
+            Provider::Remote(remote) => {
+                let state = state.to_owned();
+                let mut request = remote
+                    .client
+                    .authorize_url(move || CsrfToken::new(state))
+                    .add_scopes(remote.scopes.iter().map(|s| Scope::new(s.clone())))
+                    .set_pkce_challenge(challenge);
+                if let Some(nonce) = &prepared.nonce {
+                    request = request.add_extra_param("nonce", nonce.clone());
+                }
+                request.url().0.to_string()
+            }
+        }
     }
 
     /// Exchanges the upstream `code` and reads who logged in.
-    pub async fn complete(&self, _code: &str, _login: &UpstreamLogin) -> Result<UserInfo, UpstreamError> {
-        Err(UpstreamError::Config("upstream providers not implemented yet".into()))
+    pub async fn complete(&self, code: &str, login: &UpstreamLogin) -> Result<UserInfo, UpstreamError> {
+        match &self.provider {
+            Provider::Dev(dev) => dev.complete(code, login, self.clock.now()),
+            Provider::Remote(remote) => self.complete_remote(remote, code, login).await,
+        }
+    }
+
+    async fn complete_remote(
+        &self,
+        remote: &Remote,
+        code: &str,
+        login: &UpstreamLogin,
+    ) -> Result<UserInfo, UpstreamError> {
+        let token = exchange(&remote.client, code, &login.pkce_verifier).await?;
+        let access_token = token.access_token().secret();
+        match &remote.identity {
+            Identity::Userinfo(url) => {
+                let claims = http::get_json(url.as_str(), Some(access_token)).await?;
+                user_from_claims(&self.kind, &claims)
+            }
+            Identity::GitHub(api) => api.user(&self.kind, access_token).await,
+            Identity::Oidc(verifier, userinfo) => {
+                let id_token = token
+                    .extra_fields()
+                    .id_token
+                    .as_deref()
+                    .ok_or_else(|| UpstreamError::Rejected("token response has no id_token".into()))?;
+                let id_claims = verifier.verify(id_token, login.nonce.as_deref(), self.clock.now()).await?;
+                let info = match userinfo {
+                    Some(url) => Some(http::get_json(url.as_str(), Some(access_token)).await?),
+                    None => None,
+                };
+                let merged = claims::merge_userinfo(id_claims, info)?;
+                user_from_claims(&self.kind, &merged)
+            }
+        }
+    }
+}
+
+/// Builds the oauth2 client and the identity reader of a remote provider.
+fn remote(
+    ep: endpoints::Endpoints,
+    settings: &crate::config::ProviderSettings,
+    redirect_uri: &str,
+) -> Result<Remote, UpstreamError> {
+    if settings.client_id.trim().is_empty() {
+        return Err(UpstreamError::Config("client_id is required".into()));
+    }
+    let mut client = oauth2::Client::new(ClientId::new(settings.client_id.clone()))
+        .set_auth_uri(parse(oauth2::AuthUrl::new(ep.authorization.clone()))?)
+        .set_token_uri(parse(oauth2::TokenUrl::new(ep.token.clone()))?)
+        .set_redirect_uri(parse(RedirectUrl::new(redirect_uri.to_owned()))?)
+        .set_auth_type(if ep.secret_in_body { AuthType::RequestBody } else { AuthType::BasicAuth });
+    if let Some(secret) = &settings.client_secret {
+        client = client.set_client_secret(ClientSecret::new(secret.expose_secret().to_owned()));
+    }
+    let userinfo = ep.userinfo.as_deref().map(parse_url).transpose()?;
+    let identity = match (ep.flavor, userinfo) {
+        (endpoints::Flavor::GitHub, Some(user)) => Identity::GitHub(github::GitHubApi::new(user)),
+        (endpoints::Flavor::Oidc(verifier), userinfo) => Identity::Oidc(verifier, userinfo),
+        (_, Some(url)) => Identity::Userinfo(url),
+        (_, None) => return Err(UpstreamError::Config("userinfo_url is required".into())),
+    };
+    Ok(Remote { client, scopes: ep.scopes, identity })
+}
+
+/// The code exchange, with the PKCE verifier, through the awc-backed client.
+async fn exchange(
+    client: &OAuthClient,
+    code: &str,
+    verifier: &str,
+) -> Result<UpstreamTokenResponse, UpstreamError> {
+    client
+        .exchange_code(AuthorizationCode::new(code.to_owned()))
+        .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_owned()))
+        .request_async(&http::send)
+        .await
+        .map_err(http::describe_token_error)
+}
+
+fn parse<T>(result: Result<T, url::ParseError>) -> Result<T, UpstreamError> {
+    result.map_err(|e| UpstreamError::Config(format!("bad provider URL: {e}")))
+}
+
+fn parse_url(s: &str) -> Result<url::Url, UpstreamError> {
+    parse(url::Url::parse(s))
+}
+
+/// The dev provider logs anyone in with any email: only on a gateway nobody else can reach.
+fn ensure_loopback(host: &str) -> Result<(), UpstreamError> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback =
+        bare.eq_ignore_ascii_case("localhost") || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(UpstreamError::Config(format!(
+            "the dev provider only runs on a loopback address, not on host {host:?}"
+        )))
     }
 }
 
 /// Routes of the upstream leg (the `dev` provider's login page).
-pub fn routes(_cfg: &mut actix_web::web::ServiceConfig) {}
+pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
+    dev::routes(cfg);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_hosts_may_run_dev() {
+        for ok in ["127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"] {
+            assert!(ensure_loopback(ok).is_ok(), "{ok}");
+        }
+        for bad in ["0.0.0.0", "::", "10.0.0.1", "example.com", ""] {
+            assert!(ensure_loopback(bad).is_err(), "{bad}");
+        }
+    }
+}

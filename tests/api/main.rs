@@ -4,5 +4,19 @@
 // Support code is shared by many test modules; not every module uses every helper.
 #![allow(dead_code)]
 
+mod authorize;
+mod backend;
+mod cimd;
+mod flow;
 mod helpers;
+mod idp;
+mod info;
+mod metadata;
+mod proxy;
+mod register;
+mod revoke_introspect;
+mod sessions;
 mod smoke;
+mod stepup;
+mod token;
+mod upstream;

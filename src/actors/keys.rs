@@ -1,0 +1,206 @@
+//! Signing keys kept in the storage backend, so every gateway instance signs and verifies
+//! with the same set: created once at first start ([`load_signing_keys`]), extended by
+//! `mcp-gateway rotate-keys` ([`rotate_keys`]), and re-read by each running instance every
+//! [`KEY_POLL`] ([`refresh_keys`], driven by the storage supervisor).
+//!
+//! A rotated-in key starts signing [`KEY_ACTIVATION_DELAY`] seconds after the rotation, well
+//! past one poll, so by the time any instance signs with it every instance verifies it. Old
+//! keys stay in the set until every token they signed has expired.
+
+use std::time::Duration;
+
+use crate::actors::supervisor::connect_backend;
+use crate::config::Settings;
+use crate::oauth::jwt::{active_kid, KeyRing, SigningKeys, StoredKey, LEEWAY_SECS};
+use crate::oauth::model::keys;
+use crate::startup::StartupError;
+use crate::state::Clock;
+use crate::storage::{json, Backend, StoreError};
+
+/// How often a running instance re-reads the stored key set.
+pub const KEY_POLL: Duration = Duration::from_secs(2);
+/// Seconds between a rotation and the moment the new key starts signing: several polls, so
+/// every instance knows the key before any token signed with it exists.
+pub const KEY_ACTIVATION_DELAY: i64 = 10;
+/// Extra seconds a retired key is kept past the last token it can have signed.
+const RETIRE_MARGIN: i64 = 60;
+
+/// What [`rotate_keys`] did, for the CLI to print.
+#[derive(Debug, Clone)]
+pub struct KeyRotation {
+    /// Id of the new key.
+    pub kid: String,
+    /// Unix time from which it signs.
+    pub signs_from: i64,
+    /// Ids of the keys in the stored set now, oldest first.
+    pub kept: Vec<String>,
+    /// Ids of old keys dropped because every token they signed has expired.
+    pub retired: Vec<String>,
+}
+
+/// The signing key set kept in `backend`, created if absent. Several instances starting at
+/// once agree: only one `put_if_absent` wins and the others read the winner's set.
+pub async fn load_signing_keys(
+    backend: &Backend,
+    issuer: &str,
+    now: i64,
+) -> Result<SigningKeys, StartupError> {
+    let key = keys::signing_keys();
+    let stored = match json::get::<_, Vec<StoredKey>>(backend, &key).await.map_err(storage_error)? {
+        Some(existing) => existing,
+        None => {
+            let fresh = vec![StoredKey::generate(now).map_err(|e| StartupError::Storage(e.to_string()))?];
+            if json::put_if_absent(backend, &key, &fresh, None).await.map_err(storage_error)? {
+                log::info!("created a new signing key");
+                fresh
+            } else {
+                json::get(backend, &key)
+                    .await
+                    .map_err(storage_error)?
+                    .ok_or_else(|| StartupError::Storage("signing keys vanished while starting".into()))?
+            }
+        }
+    };
+    SigningKeys::new_at(issuer, stored, now).map_err(|e| StartupError::Storage(format!("signing keys: {e}")))
+}
+
+/// Re-reads the stored key set and puts it in `ring` when the keys, or the key that should
+/// sign at `now`, changed. Returns whether the ring changed. A missing stored set leaves the
+/// ring alone (never drop keys tokens were signed with).
+pub async fn refresh_keys(
+    backend: &Backend,
+    ring: &KeyRing,
+    issuer: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let Some(stored) = json::get::<_, Vec<StoredKey>>(backend, &keys::signing_keys()).await? else {
+        return Ok(false);
+    };
+    let current = ring.current();
+    let same_keys = kids(current.stored()) == kids(&stored);
+    if same_keys && active_kid(&stored, now).as_deref() == Some(current.active_kid()) {
+        return Ok(false);
+    }
+    let fresh = SigningKeys::new_at(issuer, stored, now)
+        .map_err(|e| StoreError::Corrupt(format!("stored signing keys: {e}")))?;
+    log::info!("signing keys updated: {} key(s), key {} signs", fresh.stored().len(), fresh.active_kid());
+    ring.replace(fresh);
+    Ok(true)
+}
+
+fn kids(keys: &[StoredKey]) -> Vec<&str> {
+    keys.iter().map(|k| k.kid.as_str()).collect()
+}
+
+/// `mcp-gateway rotate-keys`: connects the configured backend and adds a new signing key
+/// that every running instance picks up within [`KEY_POLL`] and signs with from
+/// [`KEY_ACTIVATION_DELAY`] seconds on. Tokens signed with older keys keep verifying until
+/// they expire; keys whose tokens have all expired are dropped. Refused on memory storage,
+/// whose keys live only inside a running gateway.
+pub async fn rotate_keys(settings: &Settings) -> Result<KeyRotation, StartupError> {
+    let (backend, fallback) = connect_backend(&settings.storage).await?;
+    if fallback || matches!(backend, Backend::Memory(_)) {
+        return Err(StartupError::Storage(
+            "rotate-keys needs a shared storage backend (storage.type redis or vault): with memory \
+             storage the keys live only inside the running gateway, and a restart makes new ones"
+                .into(),
+        ));
+    }
+    rotate_in(&backend, settings.tokens.access_token_ttl, Clock::default().now()).await
+}
+
+/// The rotation itself, on an already connected backend at time `now`.
+pub async fn rotate_in(backend: &Backend, access_ttl: u64, now: i64) -> Result<KeyRotation, StartupError> {
+    let key = keys::signing_keys();
+    let existing: Option<Vec<StoredKey>> = json::get(backend, &key).await.map_err(storage_error)?;
+    let first = existing.is_none();
+    // The very first key may sign at once: no instance can hold tokens of another yet.
+    let signs_from = if first { now } else { now + KEY_ACTIVATION_DELAY };
+    let fresh = StoredKey::generate(signs_from).map_err(|e| StartupError::Storage(e.to_string()))?;
+    let (mut kept, retired) = retire(existing.unwrap_or_default(), access_ttl, now);
+    kept.push(fresh.clone());
+    let written = if first {
+        json::put_if_absent(backend, &key, &kept, None).await.map_err(storage_error)?
+    } else {
+        json::put(backend, &key, &kept, None).await.map_err(storage_error)?;
+        true
+    };
+    if !written {
+        return Err(StartupError::Storage(
+            "a gateway created the first key meanwhile; run rotate-keys again".into(),
+        ));
+    }
+    log::info!("added signing key {} (signs from {signs_from})", fresh.kid);
+    Ok(KeyRotation {
+        kid: fresh.kid,
+        signs_from,
+        kept: kept.iter().map(|k| k.kid.clone()).collect(),
+        retired: retired.iter().map(|k| k.kid.clone()).collect(),
+    })
+}
+
+/// Splits `keys` into those still needed and those whose every token has expired: a key
+/// stopped signing when its successor became due, and its last tokens expire an access
+/// token lifetime (plus leeway and a margin for slow polls) after that.
+fn retire(mut keys: Vec<StoredKey>, access_ttl: u64, now: i64) -> (Vec<StoredKey>, Vec<StoredKey>) {
+    keys.sort_by_key(|k| k.created_at);
+    let lifetime = i64::try_from(access_ttl).unwrap_or(i64::MAX / 4) + LEEWAY_SECS + RETIRE_MARGIN;
+    let successors: Vec<Option<i64>> =
+        keys.iter().skip(1).map(|k| Some(k.created_at)).chain([None]).collect();
+    let (mut kept, mut retired) = (Vec::new(), Vec::new());
+    for (key, next) in keys.into_iter().zip(successors) {
+        match next {
+            Some(replaced_at) if replaced_at <= now && replaced_at + lifetime < now => retired.push(key),
+            _ => kept.push(key),
+        }
+    }
+    (kept, retired)
+}
+
+fn storage_error(e: StoreError) -> StartupError {
+    StartupError::Storage(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryStore;
+
+    fn key(kid: &str, created_at: i64) -> StoredKey {
+        StoredKey { kid: kid.into(), pem: String::new(), created_at }
+    }
+
+    #[test]
+    fn only_keys_whose_tokens_all_expired_are_retired() {
+        // a replaced by b at 1000, b by c at 9000; tokens live 3600 s (+ leeway + margin).
+        let keys = vec![key("c", 9000), key("a", 0), key("b", 1000)];
+        let last = 1000 + 3600 + LEEWAY_SECS + RETIRE_MARGIN;
+        let (kept, retired) = retire(keys.clone(), 3600, last);
+        assert_eq!((kids(&kept), kids(&retired)), (vec!["a", "b", "c"], vec![]));
+        let (kept, retired) = retire(keys.clone(), 3600, last + 1);
+        assert_eq!((kids(&kept), kids(&retired)), (vec!["b", "c"], vec!["a"]));
+        let (kept, _) = retire(keys, 3600, 1_000_000);
+        assert_eq!(kids(&kept), vec!["c"], "the newest key always stays");
+    }
+
+    #[tokio::test]
+    async fn rotation_adds_a_pending_key_that_instances_pick_up() -> Result<(), StartupError> {
+        let backend = Backend::Memory(MemoryStore::new());
+        let first = load_signing_keys(&backend, "http://gw", 1000).await?;
+        let old_kid = first.active_kid().to_owned();
+        let ring = KeyRing::new(first);
+        let rotation = rotate_in(&backend, 3600, 2000).await?;
+        assert_eq!(rotation.signs_from, 2000 + KEY_ACTIVATION_DELAY);
+        assert_eq!(rotation.kept, vec![old_kid.clone(), rotation.kid.clone()]);
+
+        assert!(refresh_keys(&backend, &ring, "http://gw", 2001).await.map_err(storage_error)?);
+        assert_eq!(ring.current().stored().len(), 2, "the new key verifies at once");
+        assert_eq!(ring.current().active_kid(), old_kid, "but does not sign yet");
+        assert!(!refresh_keys(&backend, &ring, "http://gw", 2002).await.map_err(storage_error)?);
+        assert!(refresh_keys(&backend, &ring, "http://gw", 2000 + KEY_ACTIVATION_DELAY)
+            .await
+            .map_err(storage_error)?);
+        assert_eq!(ring.current().active_kid(), rotation.kid);
+        Ok(())
+    }
+}

@@ -1,0 +1,311 @@
+//! `GET /oauth/authorize` (and `/authorize` for 2025-03-26 clients).
+//!
+//! The order of checks is the security boundary. Until the client and its redirect URI are
+//! known good, every failure is an HTML error page: redirecting anywhere else would make the
+//! gateway an open redirector. After that, errors go back to the client's redirect URI with
+//! `state` and `iss` (RFC 9207, checklist B6).
+//!
+//! A request without `resource` (checklist B8; some clients send none): when exactly one
+//! service is configured the authorization is bound to it, since there is no other service the
+//! client could have come from. With several services the gateway cannot guess, so it answers
+//! `invalid_target` and says to send `resource={issuer}/{id}/mcp`.
+//!
+//! Scopes: a service can grant its `scopes` and every scope its `tool_scopes` name (step-up,
+//! checklist A10). A request without `scope` is granted the base `scopes` only, so a step-up
+//! scope is granted only when asked for (after a 403 `insufficient_scope` named it), and the
+//! consent page lists what was asked. `offline_access` is accepted and dropped, because refresh
+//! tokens are always issued.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use crate::actors::{GetClient, HasConsent, SaveLogin};
+use crate::config::Settings;
+use crate::error::OAuthError;
+use crate::oauth::metadata::{service_scopes, OFFLINE_ACCESS};
+use crate::oauth::model::{Client, PendingAuthorization};
+use crate::oauth::{consent, cookies, pkce, redirect_uri, resource};
+use crate::state::AppState;
+use crate::web_util::error_page;
+
+/// The authorization request's query. Every field is optional so a missing one gets our own
+/// error; a repeated one fails to parse (RFC 6749 §3.1: parameters must not repeat).
+#[derive(Debug, Deserialize)]
+pub struct AuthorizeQuery {
+    response_type: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    state: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    scope: Option<String>,
+    resource: Option<String>,
+}
+
+/// A 302 to `redirect_uri` with `params` appended to its query (existing query kept).
+pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> HttpResponse {
+    let location = match url::Url::parse(redirect_uri) {
+        Ok(mut url) => {
+            url.query_pairs_mut().extend_pairs(params);
+            url.to_string()
+        }
+        // Validated at registration and on this request; never expected.
+        Err(_) => {
+            return error_page(StatusCode::BAD_REQUEST, "Invalid redirect", "The redirect URI is invalid.")
+        }
+    };
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+/// An RFC 6749 §4.1.2.1 error response: `error`, `error_description`, `state`, `iss`.
+pub fn error_redirect(
+    settings: &Settings,
+    redirect_uri: &str,
+    err: &OAuthError,
+    state: Option<&str>,
+) -> HttpResponse {
+    let mut params = vec![("error", err.code()), ("error_description", err.description())];
+    if let Some(state) = state {
+        params.push(("state", state));
+    }
+    params.push(("iss", settings.issuer.as_str()));
+    redirect_with(redirect_uri, &params)
+}
+
+/// Step 1: the client and the redirect URI, or an error page.
+async fn check_client(state: &AppState, q: &AuthorizeQuery) -> Result<(Client, String), HttpResponse> {
+    let bad = |msg: &str| error_page(StatusCode::BAD_REQUEST, "Invalid authorization request", msg);
+    let client_id = q
+        .client_id
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| bad("The request names no client (client_id is missing)."))?;
+    let client = match state.actors.clients.send(GetClient { client_id: client_id.to_owned() }).await {
+        Ok(Ok(Some(client))) => client,
+        Ok(Ok(None)) => return Err(bad("This application is not registered with the gateway.")),
+        Ok(Err(e)) => return Err(page_for(&e)),
+        Err(e) => return Err(page_for(&OAuthError::from(e))),
+    };
+    let uri = match q.redirect_uri.as_deref() {
+        Some(uri) if redirect_uri::matches_any(&client.redirect_uris, uri) => uri.to_owned(),
+        Some(_) => return Err(bad("The redirect URI is not registered for this application.")),
+        None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
+        None => return Err(bad("The request has no redirect_uri and the application registered several.")),
+    };
+    Ok((client, uri))
+}
+
+/// An error page for a failure before the redirect URI is trusted. A client that cannot be
+/// used (a metadata document that failed its rules) is the request's fault: 400, not the
+/// token endpoint's 401.
+fn page_for(err: &OAuthError) -> HttpResponse {
+    use actix_web::ResponseError as _;
+    match err {
+        OAuthError::InvalidClient(why) => {
+            let message = format!("The application cannot be used with this gateway: {why}.");
+            error_page(StatusCode::BAD_REQUEST, "Invalid authorization request", &message)
+        }
+        _ => error_page(err.status_code(), "Sign-in is unavailable", err.description()),
+    }
+}
+
+/// The service id and canonical resource the request is for.
+fn target(settings: &Settings, requested: Option<&str>) -> Result<(String, String), OAuthError> {
+    let id = match requested {
+        Some(r) => resource::service_for(settings, r)
+            .ok_or_else(|| OAuthError::InvalidTarget("resource is not a service of this gateway".into()))?,
+        None => {
+            let mut ids = settings.mcp_services.keys();
+            match (ids.next(), ids.next()) {
+                (Some(only), None) => only.clone(),
+                _ => {
+                    return Err(OAuthError::InvalidTarget(format!(
+                        "resource is required: send resource={}/{{service}}/mcp for the service you use",
+                        settings.issuer
+                    )))
+                }
+            }
+        }
+    };
+    let uri = settings.resource_uri(&id);
+    Ok((id, uri))
+}
+
+/// The scopes granted: the requested ones (each must be grantable by the service), or the
+/// service's base `scopes` when none is asked for.
+fn granted_scope(
+    settings: &Settings,
+    service_id: &str,
+    requested: Option<&str>,
+) -> Result<String, OAuthError> {
+    let Some(service) = settings.mcp_services.get(service_id) else {
+        return Err(OAuthError::InvalidTarget("resource is not a service of this gateway".into()));
+    };
+    let known = service_scopes(service);
+    let asked: Vec<&str> =
+        requested.unwrap_or("").split_whitespace().filter(|s| *s != OFFLINE_ACCESS).collect();
+    if asked.is_empty() {
+        let base = service.scopes.iter().filter(|s| *s != OFFLINE_ACCESS);
+        return Ok(base.cloned().collect::<Vec<_>>().join(" "));
+    }
+    if let Some(unknown) = asked.iter().find(|s| !known.iter().any(|k| k == *s)) {
+        return Err(OAuthError::InvalidScope(format!("scope '{unknown}' is not offered by this service")));
+    }
+    let mut out: Vec<&str> = Vec::new();
+    for s in asked {
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    Ok(out.join(" "))
+}
+
+/// Step 2: everything else, as an OAuth error for the redirect URI.
+fn check_request(
+    state: &AppState,
+    q: &AuthorizeQuery,
+    client: &Client,
+    uri: String,
+) -> Result<PendingAuthorization, OAuthError> {
+    match q.response_type.as_deref() {
+        None => return Err(OAuthError::InvalidRequest("response_type is required".into())),
+        Some("code") => {}
+        Some(_) => {
+            return Err(OAuthError::UnsupportedResponseType("only response_type=code is supported".into()))
+        }
+    }
+    if !client.response_types.iter().any(|r| r == "code") {
+        return Err(OAuthError::UnauthorizedClient("client did not register response_type code".into()));
+    }
+    let challenge = q
+        .code_challenge
+        .as_deref()
+        .ok_or_else(|| OAuthError::InvalidRequest("code_challenge is required (PKCE with S256)".into()))?;
+    if q.code_challenge_method.as_deref() != Some("S256") {
+        return Err(OAuthError::InvalidRequest("code_challenge_method must be S256".into()));
+    }
+    if !pkce::is_valid_challenge(challenge) {
+        return Err(OAuthError::InvalidRequest("code_challenge is not a base64url SHA-256 value".into()));
+    }
+    let (service_id, resource) = target(&state.settings, q.resource.as_deref())?;
+    let scope = granted_scope(&state.settings, &service_id, q.scope.as_deref())?;
+    let login_ttl = i64::try_from(state.settings.tokens.login_ttl).unwrap_or(600);
+    Ok(PendingAuthorization {
+        id: crate::secret::random_token(24),
+        client_id: client.client_id.clone(),
+        redirect_uri: uri,
+        state: q.state.clone(),
+        code_challenge: challenge.to_owned(),
+        scope,
+        service_id,
+        resource,
+        consented: false,
+        remembered_user: None,
+        expires_at: state.clock.now() + login_ttl,
+    })
+}
+
+/// The user of this browser's session cookie, if they approved this client before.
+async fn remembered_user(
+    state: &AppState,
+    req: &HttpRequest,
+    client_id: &str,
+) -> Result<Option<String>, OAuthError> {
+    let Some(user_id) = cookies::session_user(req, &state.settings, state.clock.now()) else {
+        return Ok(None);
+    };
+    let msg = HasConsent { user_id: user_id.clone(), client_id: client_id.to_owned() };
+    Ok(state.actors.sessions.send(msg).await??.then_some(user_id))
+}
+
+/// Step 3: save the request, then consent page or (consent remembered) straight upstream.
+async fn proceed(
+    state: &AppState,
+    req: &HttpRequest,
+    mut pending: PendingAuthorization,
+    client: &Client,
+) -> Result<HttpResponse, OAuthError> {
+    pending.remembered_user = remembered_user(state, req, &client.client_id).await?;
+    state.actors.codes.send(SaveLogin(pending.clone())).await??;
+    if pending.remembered_user.is_some() {
+        return consent::start_upstream(state, &pending).await;
+    }
+    Ok(consent::consent_page(state, req, &pending, client))
+}
+
+async fn authorize(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let q = match web::Query::<AuthorizeQuery>::from_query(req.query_string()) {
+        Ok(q) => q.into_inner(),
+        Err(_) => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "Invalid authorization request",
+                "The request is malformed or repeats a parameter.",
+            )
+        }
+    };
+    let (client, uri) = match check_client(&state, &q).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let result = match check_request(&state, &q, &client, uri.clone()) {
+        Ok(pending) => proceed(&state, &req, pending, &client).await,
+        Err(e) => Err(e),
+    };
+    result.unwrap_or_else(|e| error_redirect(&state.settings, &uri, &e, q.state.as_deref()))
+}
+
+/// Registers `/oauth/authorize` and `/authorize`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/oauth/authorize", web::get().to(authorize)).route("/authorize", web::get().to(authorize));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(services: &[(&str, &[&str])]) -> Settings {
+        let mut yaml = String::from("session_secret: s\nissuer: http://gw\nmcp_services:\n");
+        for (id, scopes) in services {
+            yaml.push_str(&format!("  {id}:\n    name: {id}\n    url: http://b\n    scopes: {scopes:?}\n"));
+        }
+        if services.is_empty() {
+            yaml.push_str("  {}\n");
+        }
+        config::Config::builder()
+            .add_source(config::File::from_str(&yaml, config::FileFormat::Yaml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .unwrap_or_else(|e| panic!("{e}: {yaml}"))
+    }
+
+    #[test]
+    fn missing_resource_binds_only_when_one_service() {
+        let one = settings(&[("a", &[])]);
+        assert_eq!(target(&one, None).ok(), Some(("a".into(), "http://gw/a/mcp".into())));
+        let two = settings(&[("a", &[]), ("b", &[])]);
+        assert!(
+            matches!(target(&two, None), Err(OAuthError::InvalidTarget(d)) if d.contains("resource=http://gw/"))
+        );
+        assert_eq!(target(&two, Some("HTTP://GW/b/mcp/")).ok(), Some(("b".into(), "http://gw/b/mcp".into())));
+        assert!(matches!(target(&two, Some("http://gw/c/mcp")), Err(OAuthError::InvalidTarget(_))));
+    }
+
+    #[test]
+    fn scopes_default_to_the_base_ones_and_must_be_known() {
+        let mut s = settings(&[("a", &["read", "write"])]);
+        assert_eq!(granted_scope(&s, "a", None).ok().as_deref(), Some("read write"));
+        assert_eq!(granted_scope(&s, "a", Some("write offline_access write")).ok().as_deref(), Some("write"));
+        assert!(matches!(granted_scope(&s, "a", Some("admin")), Err(OAuthError::InvalidScope(_))));
+        // Step-up scopes are grantable, but only when asked for.
+        let a = s.mcp_services.get_mut("a").unwrap_or_else(|| panic!("service a"));
+        a.tool_scopes.insert("delete_repo".into(), vec!["admin".into(), "write".into()]);
+        assert_eq!(granted_scope(&s, "a", None).ok().as_deref(), Some("read write"));
+        assert_eq!(granted_scope(&s, "a", Some("read admin")).ok().as_deref(), Some("read admin"));
+        assert!(matches!(granted_scope(&s, "a", Some("root")), Err(OAuthError::InvalidScope(_))));
+    }
+}

@@ -1,0 +1,196 @@
+//! `GET /oauth/callback`: the upstream provider sends the browser back here with `code` and
+//! `state` (or `error` and `state`). The state and the pending authorization are both taken
+//! (single use); then the gateway learns who logged in, checks consent for that user, issues
+//! its own code and redirects to the client with `code`, `state` and `iss`.
+//!
+//! Remembered consent is decided from the browser's session cookie before the login, so the
+//! person who actually logs in may differ from the cookie's user. In that case, when the real
+//! user has not approved the client, no code is issued: the consent page is shown again for a
+//! fresh request, and approving it sends the browser through the provider once more. Asking
+//! again (rather than redirecting `access_denied`) lets a shared browser switch accounts
+//! without the client seeing an error.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use crate::actors::{GetClient, HasConsent, IssueCode, RecordConsent, SaveLogin, TakeLogin, TakeUpstream};
+use crate::error::OAuthError;
+use crate::oauth::authorize::{error_redirect, redirect_with};
+use crate::oauth::model::{AuthCode, PendingAuthorization, UserInfo};
+use crate::oauth::{consent, cookies};
+use crate::state::AppState;
+use crate::upstream::UpstreamError;
+use crate::web_util::error_page;
+
+/// The provider's redirect back.
+#[derive(Debug, Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+fn expired_page() -> HttpResponse {
+    error_page(
+        StatusCode::BAD_REQUEST,
+        "Sign-in expired",
+        "This sign-in has expired or was already completed. Start again from your application.",
+    )
+}
+
+/// The pending authorization the upstream `state` belongs to, consuming both.
+async fn take_pending(
+    state: &AppState,
+    upstream_state: &str,
+) -> Result<Option<(PendingAuthorization, crate::oauth::model::UpstreamLogin)>, OAuthError> {
+    let now = state.clock.now();
+    let taken = state.actors.codes.send(TakeUpstream { state: upstream_state.to_owned() }).await??;
+    let Some(login) = taken.filter(|l| l.expires_at >= now) else {
+        return Ok(None);
+    };
+    let pending = state.actors.codes.send(TakeLogin { id: login.pending_id.clone() }).await??;
+    Ok(pending.filter(|p| p.expires_at >= now).map(|p| (p, login)))
+}
+
+/// What the provider's answer means for the client: the user, or an error to redirect.
+async fn identify(
+    state: &AppState,
+    q: &CallbackQuery,
+    login: &crate::oauth::model::UpstreamLogin,
+) -> Result<UserInfo, OAuthError> {
+    if let Some(error) = &q.error {
+        log::info!("identity provider returned error '{}'", error.chars().take(64).collect::<String>());
+        return Err(OAuthError::AccessDenied("the identity provider did not sign the user in".into()));
+    }
+    let code = q
+        .code
+        .as_deref()
+        .ok_or_else(|| OAuthError::AccessDenied("the identity provider returned no code".into()))?;
+    state.upstream.complete(code, login).await.map_err(|e| {
+        log::warn!("upstream login failed: {e}");
+        match e {
+            UpstreamError::Rejected(_) => {
+                OAuthError::AccessDenied("the identity provider's answer was refused".into())
+            }
+            _ => OAuthError::ServerError("sign-in with the identity provider failed".into()),
+        }
+    })
+}
+
+/// Whether `user` may get a code for this request without being asked (again).
+async fn consent_given(
+    state: &AppState,
+    pending: &PendingAuthorization,
+    user: &UserInfo,
+) -> Result<bool, OAuthError> {
+    if pending.consented {
+        let msg = RecordConsent { user_id: user.id.clone(), client_id: pending.client_id.clone() };
+        state.actors.sessions.send(msg).await??;
+        return Ok(true);
+    }
+    if pending.remembered_user.as_deref() == Some(user.id.as_str()) {
+        return Ok(true);
+    }
+    let msg = HasConsent { user_id: user.id.clone(), client_id: pending.client_id.clone() };
+    state.actors.sessions.send(msg).await?
+}
+
+/// A fresh copy of `pending` for the consent page, shown to the user who really logged in.
+async fn ask_again(
+    state: &AppState,
+    req: &HttpRequest,
+    pending: PendingAuthorization,
+) -> Result<HttpResponse, OAuthError> {
+    let login_ttl = i64::try_from(state.settings.tokens.login_ttl).unwrap_or(600);
+    let fresh = PendingAuthorization {
+        id: crate::secret::random_token(24),
+        consented: false,
+        remembered_user: None,
+        expires_at: state.clock.now() + login_ttl,
+        ..pending
+    };
+    let client = state.actors.clients.send(GetClient { client_id: fresh.client_id.clone() }).await??;
+    let client =
+        client.ok_or_else(|| OAuthError::AccessDenied("the client is no longer registered".into()))?;
+    state.actors.codes.send(SaveLogin(fresh.clone())).await??;
+    Ok(consent::consent_page(state, req, &fresh, &client))
+}
+
+/// Issues the gateway's code and redirects to the client, remembering the user on this browser.
+async fn finish(
+    state: &AppState,
+    pending: &PendingAuthorization,
+    user: UserInfo,
+) -> Result<HttpResponse, OAuthError> {
+    let code_ttl = i64::try_from(state.settings.tokens.code_ttl.min(600)).unwrap_or(60);
+    let now = state.clock.now();
+    let user_id = user.id.clone();
+    let record = AuthCode {
+        client_id: pending.client_id.clone(),
+        redirect_uri: pending.redirect_uri.clone(),
+        code_challenge: pending.code_challenge.clone(),
+        service_id: pending.service_id.clone(),
+        resource: pending.resource.clone(),
+        scope: pending.scope.clone(),
+        user,
+        family_id: crate::secret::random_token(16),
+        expires_at: now + code_ttl,
+    };
+    let code = state.actors.codes.send(IssueCode(record)).await??;
+    let mut params = vec![("code", code.as_str())];
+    if let Some(s) = pending.state.as_deref() {
+        params.push(("state", s));
+    }
+    params.push(("iss", state.settings.issuer.as_str()));
+    let mut res = redirect_with(&pending.redirect_uri, &params);
+    if let Err(e) = res.add_cookie(&cookies::session_cookie(&state.settings, &user_id, now)) {
+        log::error!("cannot set session cookie: {e}");
+    }
+    Ok(res)
+}
+
+async fn complete(
+    state: &AppState,
+    req: &HttpRequest,
+    q: &CallbackQuery,
+    pending: PendingAuthorization,
+    login: crate::oauth::model::UpstreamLogin,
+) -> Result<HttpResponse, OAuthError> {
+    let user = identify(state, q, &login).await?;
+    if !consent_given(state, &pending, &user).await? {
+        log::info!("remembered consent was for another user; asking {} again", user.id);
+        return ask_again(state, req, pending).await;
+    }
+    finish(state, &pending, user).await
+}
+
+async fn callback(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let Ok(q) = web::Query::<CallbackQuery>::from_query(req.query_string()) else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "Invalid sign-in response",
+            "The identity provider's response is malformed.",
+        );
+    };
+    let Some(upstream_state) = q.state.as_deref() else {
+        return expired_page();
+    };
+    let (pending, login) = match take_pending(&state, upstream_state).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return expired_page(),
+        Err(e) => {
+            use actix_web::ResponseError as _;
+            return error_page(e.status_code(), "Sign-in is unavailable", e.description());
+        }
+    };
+    let result = complete(&state, &req, &q, pending.clone(), login).await;
+    result.unwrap_or_else(|e| {
+        error_redirect(&state.settings, &pending.redirect_uri, &e, pending.state.as_deref())
+    })
+}
+
+/// Registers `GET /oauth/callback`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/oauth/callback", web::get().to(callback));
+}

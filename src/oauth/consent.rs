@@ -1,0 +1,210 @@
+//! The consent step (MCP confused-deputy rule, checklist B14/B15). The gateway logs users in
+//! upstream with one static client id, so an upstream session alone must never let a new
+//! client get tokens: each new (user, client) pair first sees a page naming the client, where
+//! its redirect goes, the service and the scopes, and must approve it.
+//!
+//! The form is protected by a CSRF token bound to the pending request and to a random value in
+//! an `HttpOnly` cookie set when the page was shown, so a form posted from another browser (or
+//! a cross-site page) fails. The page cannot be framed (`html_page` headers). The upstream
+//! `state` is created only after approval.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use crate::actors::{BeginUpstream, GetLogin, SaveLogin, TakeLogin};
+use crate::error::OAuthError;
+use crate::oauth::authorize::error_redirect;
+use crate::oauth::model::{Client, ClientSource, PendingAuthorization, UpstreamLogin};
+use crate::oauth::{cimd, cookies, redirect_uri};
+use crate::state::AppState;
+use crate::web_util::{error_page, html_page, render};
+
+const TEMPLATE: &str = include_str!("../../static/consent.html");
+
+/// Shown when the redirect goes to this computer: any local program can register such a URI.
+const LOOPBACK_WARNING: &str = "<p class=\"warning\">The app runs on this computer: its redirect \
+goes to localhost. Approve only if you just started this sign-in from an application you trust.</p>";
+
+/// What the page shows for the redirect URI: its host, or its scheme for private-use schemes.
+fn redirect_display(uri: &str) -> (String, bool) {
+    match url::Url::parse(uri) {
+        Ok(url) => {
+            let shown = match url.host_str() {
+                Some(host) if !host.is_empty() => host.to_owned(),
+                _ => format!("{}:", url.scheme()),
+            };
+            (shown, redirect_uri::is_loopback(&url))
+        }
+        Err(_) => (uri.to_owned(), false),
+    }
+}
+
+/// How the page names the client. A metadata document's `client_name` is only the client's
+/// claim, so its host is shown with it ("Claude (claude.ai)"): a document elsewhere cannot pass
+/// for another application by name alone.
+fn client_label(client: &Client) -> String {
+    let name = client.client_name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    let host = match client.source {
+        ClientSource::MetadataDocument => cimd::display_host(&client.client_id),
+        ClientSource::Registered => None,
+    };
+    match (name, host) {
+        (Some(name), Some(host)) => format!("{name} ({host})"),
+        (None, Some(host)) => host,
+        (Some(name), None) => name.to_owned(),
+        (None, None) => "Unnamed client".to_owned(),
+    }
+}
+
+/// The consent page for `pending`, setting the binding cookie if the browser lacks one.
+pub fn consent_page(
+    state: &AppState,
+    req: &HttpRequest,
+    pending: &PendingAuthorization,
+    client: &Client,
+) -> HttpResponse {
+    let settings = &state.settings;
+    let (binding, new_cookie) = match cookies::binding(req, settings) {
+        Some(b) => (b, None),
+        None => {
+            let (b, c) = cookies::new_binding(settings);
+            (b, Some(c))
+        }
+    };
+    let csrf = cookies::csrf_token(settings, &pending.id, &binding);
+    let (host, loopback) = redirect_display(&pending.redirect_uri);
+    let service_name = settings
+        .mcp_services
+        .get(&pending.service_id)
+        .map(|s| s.name.clone())
+        .unwrap_or_else(|| pending.service_id.clone());
+    let client_name = client_label(client);
+    let scopes =
+        if pending.scope.is_empty() { "(none)".to_owned() } else { pending.scope.replace(' ', ", ") };
+    // The raw warning goes in first; values chosen by the client are filled in last, so text
+    // inside them is never taken for a placeholder.
+    let template = TEMPLATE.replace("{{localhost_warning}}", if loopback { LOOPBACK_WARNING } else { "" });
+    let body = render(
+        &template,
+        &[
+            ("pending_id", pending.id.as_str()),
+            ("csrf", csrf.as_str()),
+            ("resource", pending.resource.as_str()),
+            ("service_name", service_name.as_str()),
+            ("scopes", scopes.as_str()),
+            ("redirect_host", host.as_str()),
+            ("client_id", client.client_id.as_str()),
+            ("client_name", client_name.as_str()),
+        ],
+    );
+    let mut res = html_page(StatusCode::OK, body);
+    if let Some(cookie) = new_cookie {
+        if let Err(e) = res.add_cookie(&cookie) {
+            log::error!("cannot set consent cookie: {e}");
+        }
+    }
+    res
+}
+
+/// Creates the upstream `state` for a consented request and sends the browser to the provider.
+pub async fn start_upstream(
+    state: &AppState,
+    pending: &PendingAuthorization,
+) -> Result<HttpResponse, OAuthError> {
+    let prepared = state.upstream.prepare();
+    let login_ttl = i64::try_from(state.settings.tokens.login_ttl).unwrap_or(600);
+    let login = UpstreamLogin {
+        pending_id: pending.id.clone(),
+        pkce_verifier: prepared.pkce_verifier.clone(),
+        nonce: prepared.nonce.clone(),
+        expires_at: state.clock.now() + login_ttl,
+    };
+    let upstream_state = state.actors.codes.send(BeginUpstream(login)).await??;
+    let url = state.upstream.authorize_url(&upstream_state, &prepared);
+    if url.is_empty() {
+        return Err(OAuthError::internal("upstream provider produced no authorization URL"));
+    }
+    Ok(HttpResponse::Found()
+        .insert_header((actix_web::http::header::LOCATION, url))
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .finish())
+}
+
+/// The consent form.
+#[derive(Debug, Deserialize)]
+pub struct ConsentForm {
+    pending_id: Option<String>,
+    csrf: Option<String>,
+    action: Option<String>,
+}
+
+fn refused(status: StatusCode, message: &str) -> HttpResponse {
+    error_page(status, "Consent not accepted", message)
+}
+
+async fn decide(state: &AppState, pending: PendingAuthorization, approve: bool) -> HttpResponse {
+    let settings = &state.settings;
+    let result = if approve {
+        let pending = PendingAuthorization { consented: true, ..pending.clone() };
+        match state.actors.codes.send(SaveLogin(pending.clone())).await {
+            Ok(Ok(())) => start_upstream(state, &pending).await,
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(e.into()),
+        }
+    } else {
+        // Single use: a denied request cannot be approved later from another tab.
+        let _ = state.actors.codes.send(TakeLogin { id: pending.id.clone() }).await;
+        Err(OAuthError::AccessDenied("the user denied the request".into()))
+    };
+    result.unwrap_or_else(|e| error_redirect(settings, &pending.redirect_uri, &e, pending.state.as_deref()))
+}
+
+async fn submit(state: web::Data<AppState>, req: HttpRequest, form: web::Form<ConsentForm>) -> HttpResponse {
+    let form = form.into_inner();
+    let (Some(pending_id), Some(csrf)) = (form.pending_id, form.csrf) else {
+        return refused(StatusCode::BAD_REQUEST, "The consent form is incomplete.");
+    };
+    // Checked before any storage access: a forged post learns nothing.
+    if !cookies::csrf_valid(&req, &state.settings, &pending_id, &csrf) {
+        return refused(
+            StatusCode::FORBIDDEN,
+            "The consent form could not be verified. Start the sign-in again from your application.",
+        );
+    }
+    let approve = match form.action.as_deref() {
+        Some("approve") => true,
+        Some("deny") => false,
+        _ => return refused(StatusCode::BAD_REQUEST, "Choose Allow or Deny."),
+    };
+    let pending = match state.actors.codes.send(GetLogin { id: pending_id }).await {
+        Ok(Ok(Some(p))) if p.expires_at >= state.clock.now() => p,
+        Ok(Ok(_)) => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                "This sign-in request has expired. Start again from your application.",
+            )
+        }
+        Ok(Err(e)) => return refused(StatusCode::SERVICE_UNAVAILABLE, e.description()),
+        Err(e) => return refused(StatusCode::INTERNAL_SERVER_ERROR, OAuthError::from(e).description()),
+    };
+    decide(&state, pending, approve).await
+}
+
+/// Registers `POST /oauth/consent`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/oauth/consent", web::post().to(submit));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redirect_display;
+
+    #[test]
+    fn redirect_display_names_host_and_flags_loopback() {
+        assert_eq!(redirect_display("https://claude.ai/cb"), ("claude.ai".into(), false));
+        assert_eq!(redirect_display("http://127.0.0.1:5000/cb"), ("127.0.0.1".into(), true));
+        assert_eq!(redirect_display("http://localhost/cb"), ("localhost".into(), true));
+        assert_eq!(redirect_display("com.example.app:/cb"), ("com.example.app:".into(), false));
+    }
+}

@@ -1,0 +1,179 @@
+//! The gateway's browser cookies: the session cookie (who logged in on this browser, for
+//! remembered consent) and the consent binding cookie (a random value that ties a consent
+//! form's CSRF token to the browser the page was shown to).
+//!
+//! Values are signed with HMAC-SHA256 under `session_secret`, with a purpose label in the MAC
+//! so one cookie's value can never be replayed as another's. Every cookie is `HttpOnly`,
+//! `SameSite=Lax` (the provider's callback is a top-level GET, which Lax still carries) and
+//! `Path=/`; over https it is also `Secure` with the `__Host-` prefix. Names start with
+//! `mcpgw_`, the prefix the proxy strips before forwarding to a backend.
+
+use actix_web::cookie::{time::Duration, Cookie, SameSite};
+use actix_web::HttpRequest;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use secrecy::ExposeSecret;
+
+use crate::config::Settings;
+use crate::secret::{constant_time_eq, hmac_b64, random_token};
+
+/// Base name of the session cookie.
+pub const SESSION: &str = "mcpgw_session";
+/// Base name of the consent binding cookie.
+pub const BINDING: &str = "mcpgw_consent";
+
+/// The cookie name as sent: `__Host-` prefixed when the gateway is served over https.
+pub fn name(settings: &Settings, base: &str) -> String {
+    if settings.is_https() {
+        format!("__Host-{base}")
+    } else {
+        base.to_owned()
+    }
+}
+
+fn mac(settings: &Settings, purpose: &str, payload: &str) -> String {
+    let message = format!("{purpose}\n{payload}");
+    hmac_b64(settings.session_secret.expose_secret().as_bytes(), message.as_bytes())
+}
+
+/// `payload.mac`.
+fn sign(settings: &Settings, purpose: &str, payload: &str) -> String {
+    format!("{payload}.{}", mac(settings, purpose, payload))
+}
+
+/// The payload of a signed value, if its MAC checks out.
+fn verify(settings: &Settings, purpose: &str, value: &str) -> Option<String> {
+    let (payload, tag) = value.rsplit_once('.')?;
+    constant_time_eq(&mac(settings, purpose, payload), tag).then(|| payload.to_owned())
+}
+
+fn build(settings: &Settings, base: &str, value: String, max_age_secs: u64) -> Cookie<'static> {
+    let max_age = Duration::seconds(i64::try_from(max_age_secs).unwrap_or(i64::MAX / 1000));
+    Cookie::build(name(settings, base), value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(settings.is_https())
+        .max_age(max_age)
+        .finish()
+}
+
+/// The session cookie naming `user_id`, valid for `tokens.consent_ttl` from `now`. The
+/// expiry is inside the signed value too, so a kept cookie does not outlive it.
+pub fn session_cookie(settings: &Settings, user_id: &str, now: i64) -> Cookie<'static> {
+    let ttl = settings.tokens.consent_ttl;
+    let expires = now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX));
+    let payload = format!("{}~{expires}", URL_SAFE_NO_PAD.encode(user_id));
+    build(settings, SESSION, sign(settings, "session", &payload), ttl)
+}
+
+/// The user id of a valid, unexpired session cookie.
+pub fn session_user(req: &HttpRequest, settings: &Settings, now: i64) -> Option<String> {
+    let cookie = req.cookie(&name(settings, SESSION))?;
+    let payload = verify(settings, "session", cookie.value())?;
+    let (user, expires) = payload.split_once('~')?;
+    if expires.parse::<i64>().ok()? < now {
+        return None;
+    }
+    String::from_utf8(URL_SAFE_NO_PAD.decode(user).ok()?).ok()
+}
+
+/// The browser binding value of a valid binding cookie.
+pub fn binding(req: &HttpRequest, settings: &Settings) -> Option<String> {
+    let cookie = req.cookie(&name(settings, BINDING))?;
+    verify(settings, "binding", cookie.value())
+}
+
+/// A fresh binding value and the cookie carrying it (lives as long as a login may take).
+pub fn new_binding(settings: &Settings) -> (String, Cookie<'static>) {
+    let value = random_token(24);
+    let cookie = build(settings, BINDING, sign(settings, "binding", &value), settings.tokens.login_ttl);
+    (value, cookie)
+}
+
+/// The consent form's CSRF token: HMAC over the pending authorization id and the browser
+/// binding, so a token is good for one request on one browser only.
+pub fn csrf_token(settings: &Settings, pending_id: &str, binding: &str) -> String {
+    mac(settings, "csrf", &format!("{pending_id}\n{binding}"))
+}
+
+/// Whether `token` is the CSRF token for `pending_id` on the browser that sent `req`.
+pub fn csrf_valid(req: &HttpRequest, settings: &Settings, pending_id: &str, token: &str) -> bool {
+    binding(req, settings).is_some_and(|b| constant_time_eq(&csrf_token(settings, pending_id, &b), token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn settings(issuer: &str) -> Settings {
+        let yaml = format!("session_secret: s3cret\nissuer: \"{issuer}\"\n");
+        serde_yaml_settings(&yaml)
+    }
+
+    fn serde_yaml_settings(yaml: &str) -> Settings {
+        config::Config::builder()
+            .add_source(config::File::from_str(yaml, config::FileFormat::Yaml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .unwrap_or_else(|e| panic!("test settings: {e}"))
+    }
+
+    #[test]
+    fn session_round_trips_and_expires() {
+        let s = settings("http://127.0.0.1:1");
+        let cookie = session_cookie(&s, "dev_alice:x", 1000);
+        let req = TestRequest::default().cookie(cookie.clone()).to_http_request();
+        assert_eq!(session_user(&req, &s, 1000).as_deref(), Some("dev_alice:x"));
+        let late = 1000 + i64::try_from(s.tokens.consent_ttl).unwrap_or(0) + 1;
+        assert_eq!(session_user(&req, &s, late), None);
+    }
+
+    #[test]
+    fn tampered_or_foreign_values_are_refused() {
+        let s = settings("http://127.0.0.1:1");
+        let good = session_cookie(&s, "dev_alice", 1000);
+        let forged = good.value().replacen(
+            &URL_SAFE_NO_PAD.encode("dev_alice"),
+            &URL_SAFE_NO_PAD.encode("dev_bob"),
+            1,
+        );
+        let req = TestRequest::default().cookie(Cookie::new(SESSION, forged)).to_http_request();
+        assert_eq!(session_user(&req, &s, 1000), None);
+        // A binding cookie's value is not a session.
+        let (_, binding_cookie) = new_binding(&s);
+        let req = TestRequest::default()
+            .cookie(Cookie::new(SESSION, binding_cookie.value().to_owned()))
+            .to_http_request();
+        assert_eq!(session_user(&req, &s, 1000), None);
+    }
+
+    #[test]
+    fn https_cookies_are_secure_host_prefixed() {
+        let s = settings("https://gw.example");
+        let cookie = session_cookie(&s, "u", 1);
+        assert_eq!(cookie.name(), "__Host-mcpgw_session");
+        assert_eq!(cookie.secure(), Some(true));
+        assert_eq!(cookie.http_only(), Some(true));
+        assert_eq!(cookie.same_site(), Some(SameSite::Lax));
+        assert_eq!(cookie.path(), Some("/"));
+        let plain = session_cookie(&settings("http://127.0.0.1:1"), "u", 1);
+        assert_eq!(plain.name(), "mcpgw_session");
+        assert_eq!(plain.secure(), Some(false));
+    }
+
+    #[test]
+    fn csrf_is_bound_to_browser_and_request() {
+        let s = settings("http://127.0.0.1:1");
+        let (value, cookie) = new_binding(&s);
+        let token = csrf_token(&s, "p1", &value);
+        let req = TestRequest::default().cookie(cookie).to_http_request();
+        assert!(csrf_valid(&req, &s, "p1", &token));
+        assert!(!csrf_valid(&req, &s, "p2", &token));
+        let other_browser = TestRequest::default().cookie(new_binding(&s).1).to_http_request();
+        assert!(!csrf_valid(&other_browser, &s, "p1", &token));
+        let no_cookie = TestRequest::default().to_http_request();
+        assert!(!csrf_valid(&no_cookie, &s, "p1", &token));
+    }
+}

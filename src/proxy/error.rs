@@ -1,0 +1,161 @@
+//! What the proxy answers when it does not forward: small JSON bodies in the RFC 6749 shape
+//! (`error`, `error_description`), with the bearer challenge on 401 and on a step-up 403. Backend failures name the
+//! service only; the backend URL and the underlying error go to the log, never to the client.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::error::ErrorBody;
+
+/// Longest service id echoed back in a 404 (the id comes from the request path).
+const MAX_ECHOED_ID: usize = 64;
+
+/// Why the proxy answered itself.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// No service with this id is configured.
+    #[error("unknown service '{0}'")]
+    UnknownService(String),
+    /// A present `Origin` that is neither allowed nor loopback (DNS-rebinding defence).
+    #[error("origin not allowed")]
+    ForbiddenOrigin,
+    /// No usable bearer token. `challenge` is the full `WWW-Authenticate` value.
+    #[error("{code}: {description}")]
+    Unauthorized {
+        /// `WWW-Authenticate` header value.
+        challenge: String,
+        /// Body `error` code.
+        code: &'static str,
+        /// Body `error_description`.
+        description: &'static str,
+    },
+    /// The token lacks scopes this request needs (step-up, RFC 6750 §3.1).
+    #[error("insufficient_scope: missing {}", missing.join(" "))]
+    InsufficientScope {
+        /// `WWW-Authenticate` value: every scope needed, the token's and the missing ones.
+        challenge: String,
+        /// The scopes the token lacks.
+        missing: Vec<String>,
+    },
+    /// The request's `Mcp-Session-Id` names a session another user opened.
+    #[error("this MCP session belongs to another user")]
+    ForeignSession,
+    /// The request is malformed in a way the gateway must understand to authorize it.
+    #[error("{0}")]
+    BadRequest(&'static str),
+    /// The body is larger than the gateway reads to check it.
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// A check needed the storage backend and it did not answer (fail closed).
+    #[error("the gateway cannot check this request right now, retry later")]
+    Unavailable,
+    /// The backend did not send a response head within the service's timeout.
+    #[error("service '{0}' did not answer in time")]
+    Timeout(String),
+    /// The backend could not be reached or broke the exchange.
+    #[error("service '{0}' is unavailable")]
+    BadGateway(String),
+}
+
+impl ProxyError {
+    /// 404 for `id`, echoing at most [`MAX_ECHOED_ID`] characters of it.
+    pub fn unknown_service(id: &str) -> Self {
+        ProxyError::UnknownService(id.chars().take(MAX_ECHOED_ID).collect())
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ProxyError::UnknownService(_) => "not_found",
+            ProxyError::ForbiddenOrigin => "forbidden",
+            ProxyError::Unauthorized { code, .. } => code,
+            ProxyError::InsufficientScope { .. } => "insufficient_scope",
+            ProxyError::ForeignSession => "forbidden",
+            ProxyError::BadRequest(_) | ProxyError::PayloadTooLarge(_) => "invalid_request",
+            ProxyError::Unavailable => "temporarily_unavailable",
+            ProxyError::Timeout(_) => "gateway_timeout",
+            ProxyError::BadGateway(_) => "bad_gateway",
+        }
+    }
+}
+
+impl ResponseError for ProxyError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ProxyError::UnknownService(_) => StatusCode::NOT_FOUND,
+            ProxyError::ForbiddenOrigin => StatusCode::FORBIDDEN,
+            ProxyError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ProxyError::InsufficientScope { .. } | ProxyError::ForeignSession => StatusCode::FORBIDDEN,
+            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status_code());
+        res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        match self {
+            ProxyError::Unauthorized { challenge, .. } | ProxyError::InsufficientScope { challenge, .. } => {
+                // The challenge is built from config and fixed text; a service id that is not
+                // a valid header value falls back to the bare scheme rather than failing.
+                let value = HeaderValue::from_str(challenge).unwrap_or(HeaderValue::from_static("Bearer"));
+                res.insert_header((header::WWW_AUTHENTICATE, value));
+            }
+            ProxyError::Unavailable => {
+                res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            }
+            _ => {}
+        }
+        let description = match self {
+            ProxyError::Unauthorized { description, .. } => (*description).to_owned(),
+            ProxyError::InsufficientScope { missing, .. } => {
+                format!("this request needs the scope(s): {}", missing.join(" "))
+            }
+            other => other.to_string(),
+        };
+        if let ProxyError::InsufficientScope { missing, .. } = self {
+            return res.json(ScopeBody {
+                error: self.code(),
+                error_description: &description,
+                missing_scopes: missing,
+            });
+        }
+        res.json(ErrorBody { error: self.code(), error_description: &description })
+    }
+}
+
+/// The 403 body of a step-up refusal: the RFC 6749 fields plus the missing scopes as a list.
+#[derive(serde::Serialize)]
+struct ScopeBody<'a> {
+    error: &'a str,
+    error_description: &'a str,
+    missing_scopes: &'a [String],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_match_the_failure() {
+        assert_eq!(ProxyError::unknown_service("x").status_code(), StatusCode::NOT_FOUND);
+        assert_eq!(ProxyError::ForbiddenOrigin.status_code(), StatusCode::FORBIDDEN);
+        assert_eq!(ProxyError::Timeout("x".into()).status_code(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(ProxyError::BadGateway("x".into()).status_code(), StatusCode::BAD_GATEWAY);
+        assert_eq!(ProxyError::ForeignSession.status_code(), StatusCode::FORBIDDEN);
+        assert_eq!(ProxyError::PayloadTooLarge(1).status_code(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(ProxyError::Unavailable.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(ProxyError::BadRequest("x").status_code(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn long_service_ids_are_truncated() {
+        let ProxyError::UnknownService(id) = ProxyError::unknown_service(&"a".repeat(500)) else {
+            panic!("wrong variant");
+        };
+        assert_eq!(id.len(), MAX_ECHOED_ID);
+    }
+}

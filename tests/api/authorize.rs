@@ -1,0 +1,374 @@
+//! The authorization endpoint and the consent page (checklist B4–B8, B14, B15).
+
+use crate::flow::{add_service, spawn_with_service, AuthRequest, Browser, ConsentForm, REDIRECT};
+use crate::helpers::spawn_app_with;
+
+#[actix_web::test]
+async fn unregistered_redirect_gets_an_error_page_not_a_redirect() {
+    // Arrange
+    let app = spawn_with_service().await;
+    let client = app.register_client(&[REDIRECT]).await;
+    let request =
+        AuthRequest::new(&app, &client, Some("svc")).with("redirect_uri", Some("https://evil.example/cb"));
+
+    // Act
+    let reply = app.authorize(&mut Browser::new(), &request).await;
+
+    // Assert
+    assert_eq!(reply.status, 400);
+    assert!(reply.header("location").is_none());
+    assert!(reply.header("content-type").unwrap().starts_with("text/html"));
+    assert!(!reply.body.contains("evil.example"));
+}
+
+#[actix_web::test]
+async fn unknown_or_missing_client_gets_an_error_page() {
+    let app = spawn_with_service().await;
+    let client = app.register_client(&[REDIRECT]).await;
+
+    for request in [
+        AuthRequest::new(&app, &client, Some("svc")).with("client_id", Some("no-such-client")),
+        AuthRequest::new(&app, &client, Some("svc")).with("client_id", None),
+    ] {
+        let reply = app.authorize(&mut Browser::new(), &request).await;
+        assert_eq!(reply.status, 400);
+        assert!(reply.header("location").is_none());
+    }
+}
+
+#[actix_web::test]
+async fn repeated_parameters_get_an_error_page() {
+    let app = spawn_with_service().await;
+    let client = app.register_client(&[REDIRECT]).await;
+    let query = format!("/oauth/authorize?client_id={0}&client_id={0}&response_type=code", client.client_id);
+
+    let reply = app.browse(&mut Browser::new(), &query).await;
+
+    assert_eq!(reply.status, 400);
+    assert!(reply.header("location").is_none());
+}
+
+#[actix_web::test]
+async fn loopback_redirect_matches_on_any_port() {
+    let app = spawn_with_service().await;
+    let client = app.register_client(&["http://127.0.0.1/callback"]).await;
+    let request = AuthRequest::new(&app, &client, Some("svc"))
+        .with("redirect_uri", Some("http://127.0.0.1:51004/callback"));
+
+    let reply = app.authorize(&mut Browser::new(), &request).await;
+
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    ConsentForm::from_page(&reply);
+}
+
+#[actix_web::test]
+async fn the_only_registered_redirect_is_used_when_none_is_sent() {
+    let app = spawn_with_service().await;
+    let client = app.register_client(&[REDIRECT]).await;
+    let request =
+        AuthRequest::new(&app, &client, Some("svc")).with("redirect_uri", None).with("code_challenge", None);
+
+    let reply = app.authorize(&mut Browser::new(), &request).await;
+
+    assert!(reply.location().starts_with(REDIRECT), "{}", reply.location());
+}
+
+/// Asserts an error redirect to the client with `error`, the state and the issuer.
+fn assert_error_redirect(reply: &crate::flow::Reply, error: &str, issuer: &str) {
+    assert_eq!(reply.status, 302, "{}", reply.body);
+    assert!(reply.location().starts_with(REDIRECT), "{}", reply.location());
+    let q = reply.location_query();
+    assert_eq!(q.get("error").map(String::as_str), Some(error), "{q:?}");
+    assert!(q.contains_key("error_description"));
+    assert_eq!(q.get("state").map(String::as_str), Some("st-123 /+?"), "state echoed unchanged");
+    assert_eq!(q.get("iss").map(String::as_str), Some(issuer), "iss in error responses (B6)");
+}
+
+#[actix_web::test]
+async fn pkce_is_required_with_s256() {
+    let app = spawn_with_service().await;
+    let client = app.register_client(&[REDIRECT]).await;
+
+    for request in [
+        AuthRequest::new(&app, &client, Some("svc")).with("code_challenge", None),
+        AuthRequest::new(&app, &client, Some("svc")).with("code_challenge_method", Some("plain")),
+        AuthRequest::new(&app, &client, Some("svc")).with("code_challenge_method", None),
+        AuthRequest::new(&app, &client, Some("svc")).with("code_challenge", Some("short")),
+    ] {
+        let reply = app.authorize(&mut Browser::new(), &request).await;
+        assert_error_redirect(&reply, "invalid_request", &app.address);
+    }
+}
+
+#[actix_web::test]
+async fn other_response_types_are_unsupported() {
+    let app = spawn_with_service().await;
+    let client = app.register_client(&[REDIRECT]).await;
+    let request = AuthRequest::new(&app, &client, Some("svc")).with("response_type", Some("token"));
+
+    let reply = app.authorize(&mut Browser::new(), &request).await;
+
+    assert_error_redirect(&reply, "unsupported_response_type", &app.address);
+}
+
+#[actix_web::test]
+async fn unknown_resource_is_invalid_target() {
+    let app = spawn_with_service().await;
+    let client = app.register_client(&[REDIRECT]).await;
+    let other = format!("{}/nope/mcp", app.address);
+    let request = AuthRequest::new(&app, &client, Some("svc")).with("resource", Some(&other));
+
+    let reply = app.authorize(&mut Browser::new(), &request).await;
+
+    assert_error_redirect(&reply, "invalid_target", &app.address);
+}
+
+#[actix_web::test]
+async fn unknown_scope_is_invalid_scope() {
+    let app = spawn_with_service().await;
+    let client = app.register_client(&[REDIRECT]).await;
+    let request = AuthRequest::new(&app, &client, Some("svc")).with("scope", Some("read admin"));
+
+    let reply = app.authorize(&mut Browser::new(), &request).await;
+
+    assert_error_redirect(&reply, "invalid_scope", &app.address);
+}
+
+#[actix_web::test]
+async fn missing_resource_binds_the_only_service() {
+    let app = spawn_with_service().await;
+    let client = app.register_client(&[REDIRECT]).await;
+    let request = AuthRequest::new(&app, &client, None);
+
+    let reply = app.authorize(&mut Browser::new(), &request).await;
+
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.body.contains(&format!("{}/svc/mcp", app.address)));
+}
+
+#[actix_web::test]
+async fn missing_resource_with_two_services_says_what_to_send() {
+    let app = spawn_app_with(|s| {
+        add_service(s, "a", &[]);
+        add_service(s, "b", &[]);
+    })
+    .await;
+    let client = app.register_client(&[REDIRECT]).await;
+    let request = AuthRequest::new(&app, &client, None);
+
+    let reply = app.authorize(&mut Browser::new(), &request).await;
+
+    assert_error_redirect(&reply, "invalid_target", &app.address);
+    let description = reply.location_query()["error_description"].clone();
+    assert!(description.contains(&format!("resource={}/", app.address)), "{description}");
+}
+
+#[actix_web::test]
+async fn services_without_auth_can_still_be_authorized() {
+    let app = spawn_app_with(|s| {
+        add_service(s, "open", &[]);
+        s.mcp_services.get_mut("open").unwrap().auth_required = false;
+    })
+    .await;
+    let client = app.register_client(&[REDIRECT]).await;
+
+    let reply = app.authorize(&mut Browser::new(), &AuthRequest::new(&app, &client, Some("open"))).await;
+
+    assert_eq!(reply.status, 200);
+}
+
+#[actix_web::test]
+async fn consent_page_cannot_be_framed_and_names_client_host_service_and_scopes() {
+    // Arrange
+    let app = spawn_with_service().await;
+    let reply = app
+        .register_json(&serde_json::json!({
+            "client_name": "<b>Evil</b> & Co",
+            "redirect_uris": ["https://app.example/oauth/cb"],
+        }))
+        .await;
+    let client = crate::flow::TestClient {
+        client_id: reply.json()["client_id"].as_str().unwrap().to_owned(),
+        client_secret: None,
+        redirect_uri: "https://app.example/oauth/cb".into(),
+    };
+    let request = AuthRequest::new(&app, &client, Some("svc")).with("scope", Some("read"));
+    let mut browser = Browser::new();
+
+    // Act
+    let page = app.authorize(&mut browser, &request).await;
+
+    // Assert
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    assert!(page.header("content-security-policy").unwrap().contains("frame-ancestors 'none'"));
+    assert!(page.body.contains("&lt;b&gt;Evil&lt;/b&gt; &amp; Co"), "client name escaped");
+    assert!(!page.body.contains("<b>Evil"));
+    assert!(page.body.contains(&client.client_id));
+    assert!(page.body.contains("app.example"));
+    assert!(page.body.contains("svc service"));
+    assert!(page.body.contains("read") && !page.body.contains("write"));
+    assert!(!page.body.contains("runs on this computer"), "no loopback warning for https hosts");
+    assert!(browser.has("mcpgw_consent"), "binding cookie set");
+    let set_cookie = page.header("set-cookie").unwrap();
+    assert!(
+        set_cookie.contains("HttpOnly")
+            && set_cookie.contains("SameSite=Lax")
+            && set_cookie.contains("Path=/")
+    );
+}
+
+#[actix_web::test]
+async fn consent_page_warns_about_localhost_and_unnamed_clients() {
+    let app = spawn_with_service().await;
+    let reply =
+        app.register_json(&serde_json::json!({ "redirect_uris": ["http://localhost:3000/cb"] })).await;
+    let client = crate::flow::TestClient {
+        client_id: reply.json()["client_id"].as_str().unwrap().to_owned(),
+        client_secret: None,
+        redirect_uri: "http://localhost:3000/cb".into(),
+    };
+
+    let page = app.authorize(&mut Browser::new(), &AuthRequest::new(&app, &client, Some("svc"))).await;
+
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("runs on this computer"));
+    assert!(page.body.contains("localhost"));
+    assert!(page.body.contains("Unnamed client"));
+}
+
+#[actix_web::test]
+async fn consent_with_a_bad_csrf_token_or_from_another_browser_is_refused() {
+    // Arrange
+    let app = spawn_with_service().await;
+    let client = app.register_client(&[REDIRECT]).await;
+    let mut browser = Browser::new();
+    let page = app.authorize(&mut browser, &AuthRequest::new(&app, &client, Some("svc"))).await;
+    let form = ConsentForm::from_page(&page);
+    let forged = ConsentForm { csrf: "A".repeat(43), ..form.clone() };
+
+    // Act
+    let bad_token = app.consent(&mut browser, &forged, "approve").await;
+    let other_browser = app.consent(&mut Browser::new(), &form, "approve").await;
+    let still_good = app.consent(&mut browser, &form, "approve").await;
+
+    // Assert
+    for reply in [&bad_token, &other_browser] {
+        assert_eq!(reply.status, 403, "{}", reply.body);
+        assert!(reply.header("location").is_none());
+    }
+    assert!(still_good.is_redirect(), "the real form still works: {}", still_good.body);
+    assert!(still_good.location().contains("/oauth/dev/login"));
+}
+
+#[actix_web::test]
+async fn deny_redirects_access_denied_and_ends_the_request() {
+    let app = spawn_with_service().await;
+    let client = app.register_client(&[REDIRECT]).await;
+    let mut browser = Browser::new();
+    let page = app.authorize(&mut browser, &AuthRequest::new(&app, &client, Some("svc"))).await;
+    let form = ConsentForm::from_page(&page);
+
+    let denied = app.consent(&mut browser, &form, "deny").await;
+    let approve_after = app.consent(&mut browser, &form, "approve").await;
+
+    assert_error_redirect(&denied, "access_denied", &app.address);
+    assert_eq!(approve_after.status, 400, "the denied request is gone");
+    assert!(approve_after.header("location").is_none());
+}
+
+#[actix_web::test]
+async fn consent_expires_with_the_login_ttl() {
+    let app = spawn_with_service().await;
+    let client = app.register_client(&[REDIRECT]).await;
+    let mut browser = Browser::new();
+    let page = app.authorize(&mut browser, &AuthRequest::new(&app, &client, Some("svc"))).await;
+    let form = ConsentForm::from_page(&page);
+    app.state.clock.advance(app.settings.tokens.login_ttl as i64 + 5);
+
+    let late = app.consent(&mut browser, &form, "approve").await;
+
+    assert_eq!(late.status, 400);
+    assert!(late.header("location").is_none());
+}
+
+#[actix_web::test]
+async fn root_authorize_alias_works() {
+    let app = spawn_with_service().await;
+    let client = app.register_client(&[REDIRECT]).await;
+    let request = AuthRequest::new(&app, &client, Some("svc"));
+    let query = app.authorize(&mut Browser::new(), &request).await;
+
+    let alias = app
+        .browse(
+            &mut Browser::new(),
+            &format!(
+                "/authorize?client_id={}&response_type=token&redirect_uri={}",
+                client.client_id, REDIRECT
+            ),
+        )
+        .await;
+
+    assert_eq!(query.status, 200);
+    assert_eq!(alias.location_query()["error"], "unsupported_response_type");
+}
+
+/// Authorize and approve: the URL of the dev login page, whose `state` is the upstream state.
+async fn upstream_url(app: &crate::helpers::TestApp, browser: &mut Browser) -> String {
+    let client = app.register_client(&[REDIRECT]).await;
+    let page = app.authorize(browser, &AuthRequest::new(app, &client, Some("svc"))).await;
+    let approved = app.consent(browser, &ConsentForm::from_page(&page), "approve").await;
+    approved.location()
+}
+
+fn upstream_state(upstream: &str) -> String {
+    let url = url::Url::parse(upstream).unwrap();
+    url.query_pairs().find(|(k, _)| k == "state").unwrap().1.into_owned()
+}
+
+#[actix_web::test]
+async fn callback_with_an_unknown_state_is_an_error_page() {
+    let app = spawn_with_service().await;
+
+    let unknown = app.browse(&mut Browser::new(), "/oauth/callback?code=x&state=nope").await;
+    let missing = app.browse(&mut Browser::new(), "/oauth/callback?code=x").await;
+
+    for reply in [unknown, missing] {
+        assert_eq!(reply.status, 400);
+        assert!(reply.header("location").is_none());
+        assert!(reply.header("content-type").unwrap().starts_with("text/html"));
+    }
+}
+
+#[actix_web::test]
+async fn provider_error_redirects_access_denied_and_the_state_is_single_use() {
+    // Arrange
+    let app = spawn_with_service().await;
+    let mut browser = Browser::new();
+    let state = upstream_state(&upstream_url(&app, &mut browser).await);
+    let path = format!("/oauth/callback?error=access_denied&state={state}");
+
+    // Act
+    let first = app.browse(&mut browser, &path).await;
+    let again = app.browse(&mut browser, &path).await;
+
+    // Assert
+    assert_error_redirect(&first, "access_denied", &app.address);
+    assert_eq!(again.status, 400, "state already used");
+    assert!(again.header("location").is_none());
+}
+
+#[actix_web::test]
+async fn a_bad_upstream_code_gives_no_code_to_the_client() {
+    let app = spawn_with_service().await;
+    let mut browser = Browser::new();
+    let state = upstream_state(&upstream_url(&app, &mut browser).await);
+
+    let reply = app.browse(&mut browser, &format!("/oauth/callback?code=forged.code&state={state}")).await;
+
+    assert!(reply.is_redirect());
+    let q = reply.location_query();
+    assert!(!q.contains_key("code"));
+    assert!(matches!(q["error"].as_str(), "access_denied" | "server_error"), "{q:?}");
+    assert_eq!(q["iss"], app.address);
+}

@@ -1,0 +1,309 @@
+//! The real `mcp-gateway` binary: exit codes, one-line config errors, `check-config` redaction,
+//! the example configs, and the default config starting.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mcp-gateway");
+
+/// Values of every secret handed to the binary; none may appear in its output.
+const SECRETS: [(&str, &str); 8] = [
+    ("SESSION_SECRET", "session-secret-7f3a9c1e5b2d8f4a6c0e1b3d5f7a9c2e"),
+    ("GOOGLE_CLIENT_SECRET", "google-secret-a1b2c3"),
+    ("GITHUB_CLIENT_SECRET", "github-secret-d4e5f6"),
+    ("OKTA_CLIENT_SECRET", "okta-secret-g7h8i9"),
+    ("CUSTOM_CLIENT_SECRET", "custom-secret-j1k2l3"),
+    ("OIDC_CLIENT_SECRET", "oidc-secret-m4n5o6"),
+    ("REDIS_PASSWORD", "redis-password-p7q8r9"),
+    ("VAULT_TOKEN", "vault-token-s1t2u3"),
+];
+
+/// Non-secret variables the example configs read.
+const PLAIN_ENV: [(&str, &str); 7] = [
+    ("GOOGLE_CLIENT_ID", "google-id"),
+    ("GITHUB_CLIENT_ID", "github-id"),
+    ("OKTA_CLIENT_ID", "okta-id"),
+    ("OKTA_DOMAIN", "dev-123.okta.com"),
+    ("CUSTOM_CLIENT_ID", "custom-id"),
+    ("OIDC_CLIENT_ID", "oidc-id"),
+    ("OIDC_ISSUER", "https://idp.example.com/realms/main"),
+];
+
+fn config_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+/// A scratch directory removed at the end of the test.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("mcp-gateway-cli-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The binary with a clean environment: only the shipped config directory.
+fn gateway() -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear().env("MCP_CONFIG_DIR", config_dir()).stdin(Stdio::null());
+    cmd
+}
+
+/// Runs to completion, killing the process if it is still running after 30 s (a config that
+/// should have been refused but started a server).
+fn run(cmd: &mut Command) -> Output {
+    let what = format!("{cmd:?}");
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!("{what}: still running after 30 s; stderr: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stderr_lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr).lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect()
+}
+
+/// Starting with `yaml` as `--config` (plus `args`) exits 2 with one line naming `key`.
+fn assert_refused(yaml: &str, args: &[&str], key: &str) {
+    let scratch = Scratch::new();
+    let file = scratch.file("config.yaml", yaml);
+    eprintln!("case: {yaml:?} {args:?}");
+    let out = run(gateway().arg("--config").arg(&file).args(["--port", "0"]).args(args));
+    let lines = stderr_lines(&out);
+    assert_eq!(out.status.code(), Some(2), "{yaml}\nstderr: {lines:?}");
+    assert_eq!(lines.len(), 1, "exactly one line for {yaml}: {lines:?}");
+    assert!(lines[0].starts_with(&format!("config error: {key}: ")), "{yaml}\n{}", lines[0]);
+}
+
+const GOOD_SECRET: &str = "session_secret: \"0123456789abcdef0123456789abcdef\"\n";
+
+#[test]
+fn bad_configs_stop_startup_with_one_line_and_exit_2() {
+    let google = "oauth_providers:\n  google: {client_id: a, client_secret: b}\n";
+    let cases: Vec<(String, &[&str], &str)> = vec![
+        (format!("{GOOD_SECRET}oauth_providers:\n  google: {{client_id: a, client_secret: b}}\n  github: {{client_id: a, client_secret: b}}\n"), &[], "oauth_providers"),
+        (format!("{GOOD_SECRET}oauth_providers: {{}}\n"), &[], "oauth_providers"),
+        (format!("{GOOD_SECRET}oauth_providers:\n  facebook: {{client_id: a}}\n"), &[], "oauth_providers.facebook"),
+        (format!("{GOOD_SECRET}oauth_providers:\n  google: {{client_id: a}}\n"), &[], "oauth_providers.google.client_secret"),
+        (format!("{GOOD_SECRET}oauth_providers:\n  okta: {{client_id: a}}\n"), &[], "oauth_providers.okta.domain"),
+        (format!("{GOOD_SECRET}oauth_providers:\n  custom: {{client_id: a}}\n"), &[], "oauth_providers.custom.authorization_url"),
+        (format!("{GOOD_SECRET}oauth_providers:\n  oidc: {{client_id: a}}\n"), &[], "oauth_providers.oidc.issuer"),
+        (format!("{GOOD_SECRET}{google}mcp_services:\n  calc: {{name: C, url: 'http://c', oauth_provider: github}}\n"), &[], "mcp_services.calc.oauth_provider"),
+        (format!("{GOOD_SECRET}{google}mcp_services:\n  calc: {{name: C, url: 'calc:3001/mcp'}}\n"), &[], "mcp_services.calc.url"),
+        (format!("{GOOD_SECRET}{google}issuer: 'https://gw.example.com/?a=b'\n"), &[], "issuer"),
+        (format!("{GOOD_SECRET}{google}issuer: 'gw.example.com'\n"), &[], "issuer"),
+        (format!("session_secret: your-dev-secret-change-in-production\n{google}"), &[], "session_secret"),
+        (format!("session_secret: production-secret-key\n{google}"), &[], "session_secret"),
+        (format!("session_secret: change-me\n{google}"), &[], "session_secret"),
+        (format!("session_secret: only-31-characters-long-0000000\n{google}"), &[], "session_secret"),
+        (format!("{google}storage: {{type: redis}}\n"), &[], "session_secret"),
+        (format!("{GOOD_SECRET}{google}storage: {{type: postgres}}\n"), &[], "storage.type"),
+        ("oauth_providers:\n  dev: {}\n".to_owned(), &["--host", "0.0.0.0"], "oauth_providers.dev"),
+        ("host: 0.0.0.0\n".to_owned(), &[], "oauth_providers.dev"),
+        (format!("{GOOD_SECRET}{google}tokens: {{code_ttl: 601}}\n"), &[], "tokens.code_ttl"),
+        (format!("{GOOD_SECRET}{google}mcp_services:\n  'my service': {{name: C, url: 'http://c'}}\n"), &[], "mcp_services.my service"),
+        (format!("{GOOD_SECRET}{google}mcp_services:\n  oauth: {{name: C, url: 'http://c'}}\n"), &[], "mcp_services.oauth"),
+        (format!("{GOOD_SECRET}{google}mcp_services:\n  .well-known: {{name: C, url: 'http://c'}}\n"), &[], "mcp_services..well-known"),
+        ("tokens: {code_ttl: soon}\n".to_owned(), &[], "tokens.code_ttl"),
+    ];
+    for (yaml, args, key) in cases {
+        assert_refused(&yaml, args, key);
+    }
+}
+
+#[test]
+fn the_example_secret_is_accepted_with_debug() {
+    let scratch = Scratch::new();
+    let file = scratch.file("c.yaml", "session_secret: change-me\n");
+    let out = run(gateway().args(["check-config", "--debug", "--config"]).arg(&file));
+    assert_eq!(out.status.code(), Some(0), "{:?}", stderr_lines(&out));
+}
+
+#[test]
+fn invalid_yaml_and_missing_files_exit_2_with_one_line() {
+    let scratch = Scratch::new();
+    let file = scratch.file("broken.yaml", "oauth_providers: [unclosed\n  x: {\n");
+    for args in [
+        vec!["--config".to_owned(), file.display().to_string()],
+        vec!["--config".into(), "/nonexistent/c.yaml".into()],
+    ] {
+        let out = run(gateway().args(&args));
+        let lines = stderr_lines(&out);
+        assert_eq!(out.status.code(), Some(2));
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].starts_with(&format!("config error: {}: ", args[1])), "{}", lines[0]);
+    }
+    // No default.yaml and no --config.
+    let out = run(gateway().env("MCP_CONFIG_DIR", &scratch.0));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr_lines(&out)[0].contains("default.yaml: not found"));
+}
+
+#[test]
+fn check_config_exits_2_on_a_bad_config_and_prints_nothing() {
+    let out = run(gateway().args(["check-config", "--host", "0.0.0.0"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert_eq!(stderr_lines(&out).len(), 1);
+}
+
+/// `check-config` with every example file, all secrets supplied through the environment.
+#[test]
+fn every_example_config_passes_check_config_with_secrets_redacted() {
+    let examples = ["default", "google", "github", "okta", "custom", "oidc", "redis", "vault"];
+    for name in examples {
+        for format in ["yaml", "json"] {
+            let file = config_dir().join(format!("{name}.yaml"));
+            let mut cmd = gateway();
+            cmd.args(["check-config", "--format", format, "--config"]).arg(&file);
+            cmd.envs(SECRETS).envs(PLAIN_ENV);
+            let out = run(&mut cmd);
+            let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+            assert_eq!(out.status.code(), Some(0), "{name}: {:?}", stderr_lines(&out));
+            for (var, secret) in SECRETS {
+                assert!(!stdout.contains(secret), "{name} ({format}) printed {var}:\n{stdout}");
+            }
+            if name != "default" {
+                assert!(stdout.contains("[redacted]"), "{name}:\n{stdout}");
+            }
+            if format == "json" {
+                serde_json::from_str::<serde_json::Value>(&stdout).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn check_config_shows_the_effective_layered_values() {
+    let mut cmd = gateway();
+    cmd.args(["check-config", "--format", "json", "--port", "9999"])
+        .env("MCP_GATEWAY_HOST", "localhost")
+        .env("MCP_GATEWAY__STORAGE__REDIS__HOST", "redis.internal")
+        .env("MCP_GATEWAY__SESSION_SECRET", "x-secret-from-env-0123456789abcdef01234");
+    let out = run(&mut cmd);
+    assert_eq!(out.status.code(), Some(0), "{:?}", stderr_lines(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["host"], "localhost");
+    assert_eq!(json["port"], 9999);
+    assert_eq!(json["storage"]["redis"]["host"], "redis.internal");
+    assert_eq!(json["session_secret"], "[redacted]");
+    assert_eq!(json["oauth_providers"].as_object().unwrap().keys().collect::<Vec<_>>(), ["dev"]);
+    assert_eq!(json["mcp_services"]["everything"]["url"], "http://127.0.0.1:3001/mcp");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("x-secret-from-env"));
+}
+
+/// Kills the child when the test ends, pass or fail.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Any HTTP response to `GET /health`.
+fn http_answer(port: u16) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").ok()?;
+    let mut buf = [0u8; 64];
+    let n = stream.read(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+#[test]
+fn the_default_config_starts_and_answers_http() {
+    let port = free_port();
+    let child = gateway()
+        .args(["--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let answer = loop {
+        if let Some(answer) = http_answer(port) {
+            break answer;
+        }
+        if let Some(status) = running.0.try_wait().unwrap() {
+            let mut err = String::new();
+            running.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            panic!("exited with {status}: {err}");
+        }
+        assert!(Instant::now() < deadline, "no HTTP answer on port {port} within 20 s");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(answer.starts_with("HTTP/1.1 "), "{answer}");
+    running.0.kill().unwrap();
+    running.0.wait().unwrap();
+    let mut err = String::new();
+    running.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(err.contains("set session_secret so sessions survive restarts"), "{err}");
+}
+
+#[test]
+fn rotate_keys_refuses_memory_storage() {
+    let out = run(gateway().arg("rotate-keys"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs a shared storage backend"));
+}
+
+/// Against the machine's Redis (scripts/test-services.sh starts it): each run adds one key to
+/// the set kept under a prefix of its own, and the earlier key stays for verification.
+#[test]
+fn rotate_keys_adds_a_key_to_the_shared_set() {
+    let scratch = Scratch::new();
+    let prefix = format!("cli-rotate-{}-{}:", std::process::id(), free_port());
+    let yaml = format!(
+        "{GOOD_SECRET}storage:\n  type: redis\n  redis: {{ host: 127.0.0.1, port: 6379, key_prefix: \"{prefix}\" }}\n"
+    );
+    let file = scratch.file("redis.yaml", &yaml);
+    let first = run(gateway().arg("--config").arg(&file).arg("rotate-keys"));
+    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
+    let second = run(gateway().arg("--config").arg(&file).arg("rotate-keys"));
+    assert_eq!(second.status.code(), Some(0), "{}", String::from_utf8_lossy(&second.stderr));
+    let first_kid = key_id(&first);
+    let second_out = String::from_utf8_lossy(&second.stdout).into_owned();
+    assert_ne!(first_kid, key_id(&second));
+    assert!(second_out.contains(&first_kid), "the first key is kept in the set: {second_out}");
+}
+
+fn key_id(out: &Output) -> String {
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().nth(3).unwrap_or_default().to_owned()
+}

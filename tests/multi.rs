@@ -1,0 +1,479 @@
+//! Several gateway instances sharing one store, over HTTP: three `Application`s in this
+//! process, each with its own actors, local revocation set, key ring and HTTP clients, on one
+//! Redis (under a key prefix of their own) or one OpenBao dev server. They share an issuer,
+//! `http://gw.test`, as instances behind one load balancer would; every step of a flow is sent
+//! to the instance the test picks, and the gateway's own absolute URLs (dev login, callback)
+//! are re-aimed at that instance.
+//!
+//! Needs redis-server and OpenBao's `bao` (scripts/test-services.sh); every server a test
+//! starts listens on 127.0.0.1 and is stopped when the test ends.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// The flow helpers are shared with the `api` tests; not every helper is used here.
+#![allow(dead_code)]
+
+#[path = "api/backend.rs"]
+mod backend;
+#[path = "api/flow.rs"]
+mod flow;
+#[path = "api/helpers.rs"]
+mod helpers;
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use backend::TestBackend;
+use flow::{add_service, AuthRequest, Browser, ConsentForm, Reply, TestClient, REDIRECT};
+use helpers::{spawn_app_with, TestApp};
+use mcp_gateway::actors::keys::{rotate_keys, KEY_ACTIVATION_DELAY};
+use mcp_gateway::config::{RedisSettings, Settings, StorageSettings, VaultSettings};
+use secrecy::SecretString;
+
+/// The issuer every instance shares (the load balancer's address).
+const ISSUER: &str = "http://gw.test";
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+
+fn unique(tag: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("multi-{tag}-{}-{nanos}", std::process::id())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start listening on port {port}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A redis-server of this test's own, persisting every write (append-only file, fsync
+/// always) in a temporary directory, so a kill and restart keeps the data; killed on drop.
+struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl RedisServer {
+    async fn start() -> Self {
+        let dir = std::env::temp_dir().join(unique("redis"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut server = RedisServer { child: None, port: free_port(), dir };
+        server.spawn().await;
+        server
+    }
+
+    async fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run redis-server ({e}); run scripts/test-services.sh"));
+        self.child = Some(child);
+        wait_for_port(self.port, "redis-server").await;
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn storage(&self, prefix: &str) -> StorageSettings {
+        redis_storage(self.port, prefix)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn redis_storage(port: u16, prefix: &str) -> StorageSettings {
+    StorageSettings {
+        kind: "redis".into(),
+        redis: RedisSettings {
+            host: "127.0.0.1".into(),
+            port,
+            key_prefix: format!("{prefix}:"),
+            // Generous: this machine is busy; an outage still answers 503 within a second.
+            connect_timeout_ms: 1000,
+            command_timeout_ms: 1000,
+            ..RedisSettings::default()
+        },
+        ..StorageSettings::default()
+    }
+}
+
+/// An OpenBao dev server (KV v2 at `secret/`, root token `root`); killed on drop.
+struct Bao {
+    child: Child,
+    port: u16,
+}
+
+impl Bao {
+    async fn start() -> Self {
+        let port = free_port();
+        let bin = std::env::var("BAO_BIN").unwrap_or_else(|_| "bao".into());
+        let child = Command::new(&bin)
+            .args(["server", "-dev", "-dev-root-token-id=root"])
+            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run `{bin}` ({e}); run scripts/test-services.sh (or set BAO_BIN)")
+            });
+        wait_for_port(port, "bao").await;
+        Bao { child, port }
+    }
+
+    fn storage(&self, prefix: &str) -> StorageSettings {
+        StorageSettings {
+            kind: "vault".into(),
+            vault: VaultSettings {
+                url: format!("http://127.0.0.1:{}", self.port),
+                token: Some(SecretString::from("root")),
+                path_prefix: prefix.into(),
+                ..VaultSettings::default()
+            },
+            ..StorageSettings::default()
+        }
+    }
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A cluster of gateways
+
+/// One gateway instance's settings: the shared issuer, service `svc` proxying to `backend`,
+/// and `storage`.
+fn instance_settings(s: &mut Settings, storage: &StorageSettings, backend: &TestBackend) {
+    add_service(s, "svc", &["read", "write"]);
+    if let Some(svc) = s.mcp_services.get_mut("svc") {
+        svc.url = backend.url("/mcp");
+    }
+    s.issuer = ISSUER.into();
+    s.storage = storage.clone();
+    s.runtime.workers = 1;
+}
+
+/// Starts `n` gateways on `storage`, plus the MCP backend they proxy to.
+async fn cluster(n: usize, storage: &StorageSettings) -> (Vec<TestApp>, TestBackend) {
+    let backend = TestBackend::start().await;
+    let mut apps = Vec::new();
+    for _ in 0..n {
+        apps.push(spawn_app_with(|s| instance_settings(s, storage, &backend)).await);
+    }
+    (apps, backend)
+}
+
+/// The path and query of one of the gateway's absolute URLs (`http://gw.test/...`), to send
+/// to whichever instance the test picks.
+fn on_instance(url: &str) -> String {
+    let rest = url.strip_prefix(ISSUER).unwrap_or_else(|| panic!("not a gateway URL: {url}"));
+    rest.to_owned()
+}
+
+/// Authorize (with consent) on `at`, log in on the dev page on `login_on`, and come back
+/// through the upstream callback on `callback_on`; returns the code.
+async fn code_across(
+    at: &TestApp,
+    login_on: &TestApp,
+    callback_on: &TestApp,
+    request: &AuthRequest,
+) -> String {
+    let mut browser = Browser::new();
+    let page = at.authorize(&mut browser, request).await;
+    let form = ConsentForm::from_page(&page);
+    let approved = at.consent(&mut browser, &form, "approve").await;
+    assert!(approved.is_redirect(), "approve: {} {}", approved.status, approved.body);
+    let upstream = url::Url::parse(&approved.location()).unwrap();
+    let q: std::collections::BTreeMap<String, String> = upstream.query_pairs().into_owned().collect();
+    let fields = [
+        ("state", q["state"].as_str()),
+        ("code_challenge", q["code_challenge"].as_str()),
+        ("name", "Multi User"),
+        ("email", "multi@example.com"),
+    ];
+    let submitted = login_on.post_form_as(&mut browser, "/oauth/dev/login", &fields).await;
+    assert!(submitted.is_redirect(), "dev login: {} {}", submitted.status, submitted.body);
+    let back = callback_on.browse(&mut browser, &on_instance(&submitted.location())).await;
+    back.location_query().get("code").cloned().unwrap_or_else(|| panic!("no code: {}", back.location()))
+}
+
+/// A client registered on `apps[0]` and a code for it obtained across the instances.
+async fn new_code(apps: &[TestApp]) -> (TestClient, AuthRequest, String) {
+    let client = apps[0].register_client(&[REDIRECT]).await;
+    let request = AuthRequest::new(&apps[0], &client, Some("svc"));
+    let code =
+        code_across(&apps[1 % apps.len()], &apps[1 % apps.len()], &apps[2 % apps.len()], &request).await;
+    (client, request, code)
+}
+
+fn token_pair(reply: &Reply) -> (String, String) {
+    assert_eq!(reply.status, 200, "token endpoint: {}", reply.body);
+    let body = reply.json();
+    (body["access_token"].as_str().unwrap().to_owned(), body["refresh_token"].as_str().unwrap().to_owned())
+}
+
+/// Status of a proxied MCP call with `token` on `app`.
+async fn proxy(app: &TestApp, token: &str) -> u16 {
+    let res = app
+        .client()
+        .post(app.url("/svc/mcp"))
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .insert_header(("Content-Type", "application/json"))
+        .send_body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .await
+        .expect("proxy call");
+    res.status().as_u16()
+}
+
+/// Waits until `app` refuses `token` with 401; returns how long that took.
+async fn until_refused(app: &TestApp, token: &str, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        if proxy(app, token).await == 401 {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < within, "token still accepted on {} after {within:?}", app.address);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The `kid` in a JWT's header.
+fn kid(jwt: &str) -> String {
+    jsonwebtoken::decode_header(jwt).unwrap().kid.unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The flow across three instances
+
+/// Register on the first, authorize on the second, upstream callback on the third, token
+/// exchange on the first, refresh on the second, proxy on the third; revoke on the first and
+/// the token is refused on the other two within a second.
+async fn flow_across_three(storage: StorageSettings) {
+    let (apps, _backend) = cluster(3, &storage).await;
+    let (a, b, c) = (&apps[0], &apps[1], &apps[2]);
+
+    let client = a.register_client(&[REDIRECT]).await;
+    let request = AuthRequest::new(a, &client, Some("svc"));
+    let code = code_across(b, b, c, &request).await;
+    let (first_access, first_refresh) =
+        token_pair(&a.exchange_code(&client, &code, &request.pkce.verifier, &[]).await);
+    let (access, refresh) = token_pair(&b.refresh(&client, &first_refresh, &[]).await);
+    assert_ne!(refresh, first_refresh);
+    for app in &apps {
+        assert_eq!(proxy(app, &access).await, 200, "proxy on {}", app.address);
+    }
+    assert_eq!(proxy(c, &first_access).await, 200, "the first access token is still live");
+
+    // Revoking the access token on A: B and C refuse it within a second, without asking
+    // storage per request (they verified it before and cached it).
+    assert_eq!(a.revoke(&client, &access).await.status, 200);
+    assert_eq!(proxy(a, &access).await, 401, "refused at once where it was revoked");
+    for app in [b, c] {
+        let took = until_refused(app, &access, Duration::from_secs(1)).await;
+        assert!(took < Duration::from_secs(1), "{took:?}");
+    }
+    assert_eq!(proxy(c, &first_access).await, 200, "revoking one access token leaves the others");
+
+    // Revoking the refresh token on A kills the family everywhere: its access tokens at every
+    // proxy, its refresh token at every token endpoint.
+    assert_eq!(a.revoke(&client, &refresh).await.status, 200);
+    for app in [b, c] {
+        until_refused(app, &first_access, Duration::from_secs(1)).await;
+    }
+    let again = c.refresh(&client, &refresh, &[]).await;
+    assert_eq!((again.status, again.json()["error"].as_str()), (400, Some("invalid_grant")));
+}
+
+#[actix_web::test]
+async fn three_instances_on_redis_share_one_flow_and_revocations() {
+    flow_across_three(redis_storage(6379, &unique("flow"))).await;
+}
+
+#[actix_web::test]
+async fn three_instances_on_vault_share_one_flow_and_revocations() {
+    let bao = Bao::start().await;
+    flow_across_three(bao.storage(&unique("flow"))).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concurrency across instances
+
+/// Fifty concurrent redemptions of one code, spread over three instances: exactly one takes
+/// the code. Every other one is a replay (RFC 6749 §4.1.2), which revokes what the code
+/// issued; so the winner either got tokens that are revoked moments later everywhere, or was
+/// refused because a replay's revocation came first. Never two token responses.
+#[actix_web::test]
+async fn fifty_concurrent_redemptions_across_three_instances_yield_one_winner() {
+    let (apps, _backend) = cluster(3, &redis_storage(6379, &unique("redeem"))).await;
+    let (client, request, code) = new_code(&apps).await;
+    let attempts = (0..50).map(|i| apps[i % 3].exchange_code(&client, &code, &request.pkce.verifier, &[]));
+    let replies = futures_util::future::join_all(attempts).await;
+
+    let described = |r: &Reply| r.json()["error_description"].as_str().unwrap_or("").to_owned();
+    let ok: Vec<&Reply> = replies.iter().filter(|r| r.status == 200).collect();
+    let refused_winner = replies.iter().filter(|r| described(r) == "authorization code was revoked").count();
+    let replays = replies.iter().filter(|r| described(r) == "authorization code was already used").count();
+    let summary: Vec<(u16, String)> = replies.iter().map(|r| (r.status, described(r))).collect();
+    assert!(ok.len() <= 1, "never two token responses: {summary:?}");
+    assert_eq!(ok.len() + refused_winner, 1, "exactly one redemption took the code: {summary:?}");
+    assert_eq!(replays, 49, "every other one was recognised as a replay: {summary:?}");
+    if let Some(reply) = ok.first() {
+        let (access, refresh) = token_pair(reply);
+        for app in &apps {
+            until_refused(app, &access, Duration::from_secs(1)).await;
+        }
+        let again = apps[1].refresh(&client, &refresh, &[]).await;
+        assert_eq!(again.json()["error"], "invalid_grant");
+    }
+}
+
+#[actix_web::test]
+async fn fifty_concurrent_refreshes_across_three_instances_rotate_once() {
+    let (apps, _backend) = cluster(3, &redis_storage(6379, &unique("refresh"))).await;
+    let (client, request, code) = new_code(&apps).await;
+    let (_, refresh) = token_pair(&apps[0].exchange_code(&client, &code, &request.pkce.verifier, &[]).await);
+
+    let attempts = (0..50).map(|i| apps[i % 3].refresh(&client, &refresh, &[]));
+    let replies = futures_util::future::join_all(attempts).await;
+    let mut new_refresh = BTreeSet::new();
+    let mut accesses = BTreeSet::new();
+    for reply in &replies {
+        let (access, next) = token_pair(reply);
+        new_refresh.insert(next);
+        accesses.insert(access);
+    }
+    assert_eq!(new_refresh.len(), 1, "every duplicate got the same new refresh token");
+    assert_eq!(accesses.len(), 1, "and the same access token");
+    // The family is not revoked: the pair works on every instance.
+    let access = accesses.into_iter().next().unwrap();
+    for app in &apps {
+        assert_eq!(proxy(app, &access).await, 200);
+    }
+    let next = new_refresh.into_iter().next().unwrap();
+    token_pair(&apps[2].refresh(&client, &next, &[]).await);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key rotation on a running cluster
+
+#[actix_web::test]
+async fn rotate_keys_on_a_running_cluster_old_tokens_verify_and_new_ones_verify_everywhere() {
+    let (apps, _backend) = cluster(3, &redis_storage(6379, &unique("keys"))).await;
+    let (client, request, code) = new_code(&apps).await;
+    let (old_access, refresh) =
+        token_pair(&apps[0].exchange_code(&client, &code, &request.pkce.verifier, &[]).await);
+    let old_kid = kid(&old_access);
+
+    let rotation = rotate_keys(&apps[0].settings).await.expect("rotate-keys");
+    assert_ne!(rotation.kid, old_kid);
+    assert_eq!(rotation.kept, vec![old_kid.clone(), rotation.kid.clone()]);
+
+    // Every instance learns the new key (JWKS, verification) before anyone signs with it.
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while !apps.iter().all(|app| app.state.keys.current().stored().len() == 2) {
+        assert!(Instant::now() < deadline, "the new key did not reach every instance");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for app in &apps {
+        assert_eq!(app.state.keys.current().active_kid(), old_kid, "not signing with it yet");
+        assert_eq!(app.get("/.well-known/jwks.json").await.json()["keys"].as_array().unwrap().len(), 2);
+    }
+
+    // Past the activation time every instance signs with the new key.
+    for app in &apps {
+        app.state.clock.advance(KEY_ACTIVATION_DELAY + 1);
+    }
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while !apps.iter().all(|app| app.state.keys.current().active_kid() == rotation.kid) {
+        assert!(Instant::now() < deadline, "the new key did not start signing everywhere");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (new_access, _) = token_pair(&apps[1].refresh(&client, &refresh, &[]).await);
+    assert_eq!(kid(&new_access), rotation.kid);
+    for app in &apps {
+        assert_eq!(proxy(app, &new_access).await, 200, "new token on {}", app.address);
+        assert_eq!(proxy(app, &old_access).await, 200, "old token on {}", app.address);
+    }
+    let introspected = apps[2].introspect(&client, &old_access).await.json();
+    assert_eq!(introspected["active"], serde_json::json!(true));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backend outage
+
+#[actix_web::test]
+async fn redis_outage_gives_503_keeps_proxying_and_heals_without_a_restart() {
+    let mut redis = RedisServer::start().await;
+    let (apps, _backend) = cluster(2, &redis.storage(&unique("outage"))).await;
+    let (client, request, code) = new_code(&apps).await;
+    let (access, refresh) =
+        token_pair(&apps[0].exchange_code(&client, &code, &request.pkce.verifier, &[]).await);
+    assert_eq!(apps[0].get("/health").await.status, 200);
+
+    redis.kill();
+    for app in &apps {
+        let reply = app.refresh(&client, &refresh, &[]).await;
+        assert_eq!(reply.status, 503, "{}", reply.body);
+        assert!(reply.header("retry-after").is_some(), "Retry-After is set");
+        assert_eq!(reply.json()["error"], "temporarily_unavailable");
+        assert!(!reply.body.contains("127.0.0.1"), "nothing internal leaks: {}", reply.body);
+        let registered = app.register_json(&serde_json::json!({ "redirect_uris": [REDIRECT] })).await;
+        assert_eq!(
+            (registered.status, registered.json()["error"].as_str()),
+            (503, Some("temporarily_unavailable"))
+        );
+        for reply in [app.revoke(&client, &access).await, app.introspect(&client, &refresh).await] {
+            assert_eq!(
+                (reply.status, reply.json()["error"].as_str()),
+                (503, Some("temporarily_unavailable"))
+            );
+        }
+        let health = app.get("/health").await;
+        assert_eq!(health.status, 503, "{}", health.body);
+        assert_eq!(health.json()["storage"]["healthy"], serde_json::json!(false));
+        // Proxying with an issued token needs no storage.
+        assert_eq!(proxy(app, &access).await, 200);
+    }
+
+    redis.spawn().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reply = loop {
+        let reply = apps[1].refresh(&client, &refresh, &[]).await;
+        if reply.status != 503 {
+            break reply;
+        }
+        assert!(Instant::now() < deadline, "still 503 after Redis came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (new_access, _) = token_pair(&reply);
+    assert_eq!(proxy(&apps[0], &new_access).await, 200);
+    assert_eq!(apps[0].get("/health").await.status, 200);
+    // Revocations flow again after the outage.
+    assert_eq!(apps[1].revoke(&client, &new_access).await.status, 200);
+    until_refused(&apps[0], &new_access, Duration::from_secs(2)).await;
+}

@@ -1,0 +1,572 @@
+//! Storage backends against real servers: the shared acceptance suite on memory, the machine's
+//! Redis, a password-protected redis-server and an OpenBao dev server, plus what only a real
+//! server shows: recovery after a Redis restart, Vault check-and-set races, expiry sweeps and
+//! Vault logins. Every server a test starts listens on 127.0.0.1 and is killed when the test
+//! ends. `scripts/test-services.sh` installs redis-server and bao and starts the machine Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bb8_redis::redis;
+use mcp_gateway::config::{RedisSettings, StorageSettings, VaultSettings};
+use mcp_gateway::state::RevocationSet;
+use mcp_gateway::storage::{
+    self, acceptance, MemoryStore, RedisStore, Revocation, Store, StoreError, VaultStore,
+};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/// A key prefix no other run (or concurrent test) uses.
+fn unique(tag: &str) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("test-{tag}-{}-{nanos}", std::process::id())
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start listening on port {port}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A redis-server of our own on a free loopback port; killed on drop.
+struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    password: Option<String>,
+}
+
+impl RedisServer {
+    async fn start(password: Option<&str>) -> Self {
+        let mut server = RedisServer { child: None, port: free_port(), password: password.map(String::from) };
+        server.spawn().await;
+        server
+    }
+
+    async fn spawn(&mut self) {
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]);
+        if let Some(pw) = &self.password {
+            cmd.args(["--requirepass", pw]);
+        }
+        let child =
+            cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| {
+                panic!("cannot run redis-server ({e}); run scripts/test-services.sh first")
+            });
+        self.child = Some(child);
+        wait_for_port(self.port, "redis-server").await;
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn settings(&self, prefix: &str) -> RedisSettings {
+        RedisSettings {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            password: self.password.clone().map(SecretString::from),
+            key_prefix: prefix.into(),
+            connect_timeout_ms: 500,
+            command_timeout_ms: 500,
+            max_connections: 4,
+            ..RedisSettings::default()
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+const ROOT_TOKEN: &str = "root";
+
+/// An OpenBao dev server (KV v2 at `secret/`, root token `root`); killed on drop.
+struct Bao {
+    child: Child,
+    port: u16,
+}
+
+impl Bao {
+    async fn start() -> Self {
+        Self::start_on(free_port()).await
+    }
+
+    async fn start_on(port: u16) -> Self {
+        let bin = std::env::var("BAO_BIN").unwrap_or_else(|_| "bao".into());
+        let child = Command::new(&bin)
+            .args([
+                "server",
+                "-dev",
+                &format!("-dev-root-token-id={ROOT_TOKEN}"),
+                &format!("-dev-listen-address=127.0.0.1:{port}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run `{bin}` ({e}): OpenBao is needed for the Vault tests; run scripts/test-services.sh (or set BAO_BIN)")
+            });
+        let bao = Bao { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok((200, _)) = bao.api("GET", "/v1/sys/health", None).await {
+                return bao;
+            }
+            assert!(Instant::now() < deadline, "OpenBao dev server did not become healthy");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn settings(&self, prefix: &str) -> VaultSettings {
+        VaultSettings {
+            url: self.url(),
+            token: Some(SecretString::from(ROOT_TOKEN)),
+            path_prefix: prefix.into(),
+            sweep_interval_secs: 0,
+            ..VaultSettings::default()
+        }
+    }
+
+    /// One HTTP/1.0 call to the server's API with the root token: enough for test setup
+    /// without another HTTP client.
+    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> std::io::Result<(u16, Value)> {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?;
+        let request = format!(
+            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nX-Vault-Token: {ROOT_TOKEN}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).await?;
+        let status = raw.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let json = raw.split_once("\r\n\r\n").and_then(|(_, b)| serde_json::from_str(b).ok());
+        Ok((status, json.unwrap_or(Value::Null)))
+    }
+
+    /// Like [`Bao::api`], asserting a 2xx answer.
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, json) = self.api(method, path, body).await.unwrap();
+        assert!((200..300).contains(&status), "{method} {path} answered {status}: {json}");
+        json
+    }
+
+    /// A policy `gw` that may use everything under `secret/`, as a gateway's would.
+    async fn add_gateway_policy(&self) {
+        let policy = r#"path "secret/*" { capabilities = ["create", "read", "update", "delete", "list"] }"#;
+        self.call("PUT", "/v1/sys/policies/acl/gw", Some(json!({ "policy": policy }))).await;
+    }
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory and Redis
+
+#[tokio::test]
+async fn memory_passes_the_acceptance_suite() {
+    acceptance::run_all(Arc::new(MemoryStore::new()), &unique("mem")).await.unwrap();
+}
+
+#[tokio::test]
+async fn machine_redis_passes_the_acceptance_suite_under_its_key_prefix() {
+    let prefix = format!("{}:", unique("redis"));
+    let settings = RedisSettings {
+        host: "127.0.0.1".into(),
+        port: 6379,
+        key_prefix: prefix.clone(),
+        ..RedisSettings::default()
+    };
+    let store = RedisStore::connect(&settings)
+        .await
+        .unwrap_or_else(|e| panic!("{e}; run scripts/test-services.sh to start Redis on 6379"));
+    acceptance::run_all(Arc::new(store.clone()), "acc").await.unwrap();
+
+    // Every key really lives under the prefix.
+    store.put("probe", b"x".to_vec(), Some(Duration::from_secs(30))).await.unwrap();
+    let client = redis::Client::open("redis://127.0.0.1:6379/0").unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let raw: Option<Vec<u8>> =
+        redis::cmd("GET").arg(format!("{prefix}probe")).query_async(&mut conn).await.unwrap();
+    assert_eq!(raw.as_deref(), Some(&b"x"[..]));
+    let bare: Option<Vec<u8>> = redis::cmd("GET").arg("probe").query_async(&mut conn).await.unwrap();
+    assert_ne!(bare.as_deref(), Some(&b"x"[..]), "the key is written with its prefix only");
+    let ttl: i64 = redis::cmd("PTTL").arg(format!("{prefix}probe")).query_async(&mut conn).await.unwrap();
+    assert!(ttl > 0 && ttl <= 30_000, "the TTL reaches Redis: {ttl}");
+    store.delete("probe").await.unwrap();
+}
+
+#[tokio::test]
+async fn redis_url_setting_connects_through_storage_connect() {
+    let prefix = format!("{}:", unique("url"));
+    let settings = StorageSettings {
+        kind: "redis".into(),
+        redis: RedisSettings {
+            url: Some("redis://127.0.0.1:6379/0".into()),
+            host: "nowhere.invalid".into(),
+            key_prefix: prefix,
+            ..RedisSettings::default()
+        },
+        ..StorageSettings::default()
+    };
+    let backend = storage::connect(&settings).await.unwrap();
+    assert_eq!(backend.name(), "redis");
+    acceptance::run_all(Arc::new(backend), "acc").await.unwrap();
+}
+
+#[tokio::test]
+async fn password_protected_redis_passes_and_wrong_passwords_are_refused() {
+    let server = RedisServer::start(Some("s3cret:/@pass")).await;
+    let store = RedisStore::connect(&server.settings("pw:")).await.unwrap();
+    acceptance::run_all(Arc::new(store), &unique("pw")).await.unwrap();
+
+    let wrong = RedisSettings { password: Some(SecretString::from("nope")), ..server.settings("pw:") };
+    let err = RedisStore::connect(&wrong).await.err().expect("a wrong password is refused");
+    assert!(err.to_string().to_lowercase().contains("pass"), "the reason is given: {err}");
+    assert!(!err.to_string().contains("nope"), "the password is not echoed: {err}");
+
+    let none = RedisSettings { password: None, ..server.settings("pw:") };
+    let err = RedisStore::connect(&none).await.err().expect("a missing password is refused");
+    assert!(err.to_string().contains("NOAUTH"), "{err}");
+}
+
+#[tokio::test]
+async fn redis_connect_fails_fast_when_nothing_listens() {
+    let port = free_port();
+    let settings =
+        RedisSettings { host: "127.0.0.1".into(), port, connect_timeout_ms: 500, ..RedisSettings::default() };
+    let started = Instant::now();
+    let err = RedisStore::connect(&settings).await.err().expect("nothing listens there");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "names the address: {err}");
+
+    let storage = StorageSettings { kind: "redis".into(), redis: settings, ..StorageSettings::default() };
+    assert!(storage::connect(&storage).await.is_err(), "storage::connect refuses too");
+}
+
+#[tokio::test]
+async fn redis_store_recovers_by_itself_after_a_restart() {
+    let mut server = RedisServer::start(None).await;
+    let store = RedisStore::connect(&server.settings("rs:")).await.unwrap();
+    // Fill the pool with several connections, all of which die with the server.
+    let keys: Vec<String> = (0..8).map(|i| format!("k{i}")).collect();
+    let warm: Vec<_> = keys.iter().map(|k| store.put(k, b"v".to_vec(), None)).collect();
+    for r in futures_util::future::join_all(warm).await {
+        r.unwrap();
+    }
+
+    server.kill();
+    for i in 0..6 {
+        let started = Instant::now();
+        let result = store.get(&format!("k{i}")).await;
+        assert!(matches!(result, Err(StoreError::Unavailable(_))), "down: {result:?}");
+        assert!(started.elapsed() < Duration::from_secs(3), "no hang: {:?}", started.elapsed());
+    }
+    assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
+
+    server.spawn().await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match store.put("after", b"back".to_vec(), None).await {
+            Ok(()) => break,
+            Err(e) => assert!(Instant::now() < deadline, "still failing after restart: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Every operation works again (the data itself was not persisted: --save '').
+    assert_eq!(store.get("after").await.unwrap().as_deref(), Some(&b"back"[..]));
+    assert_eq!(store.take("after").await.unwrap().as_deref(), Some(&b"back"[..]));
+    store.ping().await.unwrap();
+}
+
+/// Waits until `set` holds `id`, failing after `within`.
+async fn until_revoked(set: &RevocationSet, id: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    while !set.contains(id) {
+        assert!(Instant::now() < deadline, "revocation {id} not seen within {within:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn redis_revocations_reach_other_connections_and_the_reader_survives_a_restart() {
+    let mut server = RedisServer::start(None).await;
+    let a = RedisStore::connect(&server.settings("fan:")).await.unwrap();
+    let b = RedisStore::connect(&server.settings("fan:")).await.unwrap();
+    acceptance::revocations_fan_out(&a, &b, "x").await.unwrap();
+    // Another prefix is another deployment: it hears nothing.
+    let other = RedisStore::connect(&server.settings("other:")).await.unwrap();
+    let unrelated = RevocationSet::default();
+    other.watch_revocations(unrelated.clone());
+
+    let set = RevocationSet::default();
+    b.watch_revocations(set.clone());
+    server.kill();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    server.spawn().await;
+    let rev = Revocation { id: "after-restart".into(), until: i64::MAX / 4 };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Err(e) = a.publish_revocation(&rev).await {
+        assert!(Instant::now() < deadline, "publishing still fails after restart: {e}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The reader dials again by itself (retry every 0.5 s) and resumes.
+    until_revoked(&set, "after-restart", Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!unrelated.contains("after-restart"), "key_prefix separates deployments");
+}
+
+#[tokio::test]
+async fn vault_revocations_reach_another_connection() {
+    let bao = Bao::start().await;
+    let settings = bao.settings(&unique("fan"));
+    let a = VaultStore::connect(&settings).await.unwrap();
+    let b = VaultStore::connect(&settings).await.unwrap();
+    acceptance::revocations_fan_out(&a, &b, "x").await.unwrap();
+}
+
+#[tokio::test]
+async fn rediss_against_a_plain_server_fails_cleanly() {
+    // The TLS handshake really runs (rustls) and fails: an error, not a panic or a hang.
+    let settings = RedisSettings {
+        url: Some("rediss://127.0.0.1:6379/0".into()),
+        connect_timeout_ms: 1000,
+        ..RedisSettings::default()
+    };
+    let started = Instant::now();
+    let err = RedisStore::connect(&settings).await.err().expect("plain server refuses TLS");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(matches!(err, StoreError::Unavailable(_) | StoreError::Backend(_)), "{err}");
+}
+
+#[tokio::test]
+async fn unknown_storage_type_is_an_error() {
+    let settings = StorageSettings { kind: "etcd".into(), ..StorageSettings::default() };
+    assert!(storage::connect(&settings).await.is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vault (OpenBao)
+
+#[tokio::test]
+async fn vault_passes_the_acceptance_suite() {
+    let bao = Bao::start().await;
+    let settings = StorageSettings {
+        kind: "vault".into(),
+        vault: bao.settings(&unique("acc")),
+        ..StorageSettings::default()
+    };
+    let backend = storage::connect(&settings).await.unwrap();
+    assert_eq!(backend.name(), "vault");
+    acceptance::run_all(Arc::new(backend), "acc").await.unwrap();
+}
+
+#[tokio::test]
+async fn vault_concurrent_takes_and_puts_have_exactly_one_winner() {
+    let bao = Bao::start().await;
+    let store = Arc::new(VaultStore::connect(&bao.settings(&unique("race"))).await.unwrap());
+    for round in 0..3 {
+        let key = format!("code:{round}");
+        store.put(&key, format!("value-{round}").into_bytes(), Some(Duration::from_secs(60))).await.unwrap();
+        let takes = (0..50).map(|_| {
+            let (store, key) = (store.clone(), key.clone());
+            async move { store.take(&key).await }
+        });
+        let results = futures_util::future::join_all(takes).await;
+        let wins: Vec<_> = results.into_iter().filter_map(Result::unwrap).collect();
+        assert_eq!(wins, vec![format!("value-{round}").into_bytes()], "exactly one take wins");
+        assert_eq!(store.get(&key).await.unwrap(), None);
+        assert!(!store.has_entry(&key).await.unwrap(), "the winner removed the tombstone");
+    }
+
+    let puts = (0..20).map(|i| {
+        let store = store.clone();
+        async move { store.put_if_absent("state:x", vec![i], Some(Duration::from_secs(60))).await }
+    });
+    let stored: Vec<bool> =
+        futures_util::future::join_all(puts).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(stored.iter().filter(|s| **s).count(), 1, "exactly one put_if_absent stores");
+}
+
+#[tokio::test]
+async fn vault_expired_entries_read_as_absent_and_the_sweep_deletes_them() {
+    let bao = Bao::start().await;
+    let settings = VaultSettings { sweep_interval_secs: 1, ..bao.settings(&unique("ttl")) };
+    let store = VaultStore::connect(&settings).await.unwrap();
+    store.put("short", b"v".to_vec(), Some(Duration::from_secs(1))).await.unwrap();
+    store.put("forever", b"kept".to_vec(), None).await.unwrap();
+    store.put("long", b"kept".to_vec(), Some(Duration::from_secs(600))).await.unwrap();
+    assert!(store.get("short").await.unwrap().is_some());
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(store.get("short").await.unwrap(), None, "expired reads as absent");
+    assert_eq!(store.take("short").await.unwrap(), None, "expired cannot be taken");
+    // An expired entry can be replaced by put_if_absent (check-and-set on its version).
+    assert!(store.put_if_absent("short", b"again".to_vec(), Some(Duration::from_secs(1))).await.unwrap());
+    assert_eq!(store.get("short").await.unwrap().as_deref(), Some(&b"again"[..]));
+
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while store.has_entry("short").await.unwrap() {
+        assert!(Instant::now() < deadline, "the background sweep did not delete the expired entry");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(store.get("forever").await.unwrap().as_deref(), Some(&b"kept"[..]));
+    assert_eq!(store.get("long").await.unwrap().as_deref(), Some(&b"kept"[..]));
+}
+
+#[tokio::test]
+async fn vault_sweep_once_removes_only_dead_entries() {
+    let bao = Bao::start().await;
+    let store = VaultStore::connect(&bao.settings(&unique("sweep"))).await.unwrap();
+    for i in 0..5 {
+        store.put(&format!("dead{i}"), b"v".to_vec(), Some(Duration::from_millis(200))).await.unwrap();
+        store.put(&format!("live{i}"), b"v".to_vec(), Some(Duration::from_secs(600))).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(store.sweep_once().await.unwrap(), 5);
+    for i in 0..5 {
+        assert!(!store.has_entry(&format!("dead{i}")).await.unwrap());
+        assert!(store.has_entry(&format!("live{i}")).await.unwrap());
+    }
+    assert_eq!(store.sweep_once().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn vault_keys_with_awkward_characters_stay_distinct() {
+    let bao = Bao::start().await;
+    let store = VaultStore::connect(&bao.settings(&unique("esc"))).await.unwrap();
+    let keys = ["a/b", "a%2Fb", "a:b", "a b", "../x", "ünï/cødé?#", "a", ""];
+    for (i, key) in keys.iter().enumerate() {
+        store.put(key, vec![i as u8], None).await.unwrap();
+    }
+    for (i, key) in keys.iter().enumerate() {
+        assert_eq!(store.get(key).await.unwrap(), Some(vec![i as u8]), "key {key:?}");
+    }
+}
+
+#[tokio::test]
+async fn vault_approle_logs_in_and_logs_in_again_before_the_token_expires() {
+    let bao = Bao::start().await;
+    bao.add_gateway_policy().await;
+    bao.call("POST", "/v1/sys/auth/approle", Some(json!({ "type": "approle" }))).await;
+    let role = json!({ "token_policies": ["gw"], "token_ttl": "3s", "token_max_ttl": "3s" });
+    bao.call("POST", "/v1/auth/approle/role/gw", Some(role)).await;
+    let role_id = bao.call("GET", "/v1/auth/approle/role/gw/role-id", None).await["data"]["role_id"].clone();
+    let secret_id =
+        bao.call("POST", "/v1/auth/approle/role/gw/secret-id", None).await["data"]["secret_id"].clone();
+
+    let settings = VaultSettings {
+        auth_method: "approle".into(),
+        token: None,
+        role_id: Some(role_id.as_str().unwrap().into()),
+        secret_id: Some(SecretString::from(secret_id.as_str().unwrap())),
+        ..bao.settings(&unique("approle"))
+    };
+    let store = VaultStore::connect(&settings).await.unwrap();
+    store.put("k", b"v".to_vec(), None).await.unwrap();
+    // The first token is dead after 3 s; only a fresh login keeps the store working.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(store.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+    acceptance::run_all(Arc::new(store), "acc").await.unwrap();
+
+    let wrong = VaultSettings { secret_id: Some(SecretString::from("not-the-secret")), ..settings };
+    assert!(VaultStore::connect(&wrong).await.is_err(), "a wrong secret_id is refused");
+}
+
+#[tokio::test]
+async fn vault_renewable_token_is_renewed() {
+    let bao = Bao::start().await;
+    bao.add_gateway_policy().await;
+    let body = json!({ "policies": ["gw"], "ttl": "3s", "explicit_max_ttl": "1h", "renewable": true, "no_default_policy": false });
+    let token = bao.call("POST", "/v1/auth/token/create", Some(body)).await["auth"]["client_token"].clone();
+    let settings = VaultSettings {
+        token: Some(SecretString::from(token.as_str().unwrap())),
+        ..bao.settings(&unique("renew"))
+    };
+    let store = VaultStore::connect(&settings).await.unwrap();
+    store.put("k", b"v".to_vec(), None).await.unwrap();
+    // Without renewal the token dies after 3 s and this read is denied.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(store.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[tokio::test]
+async fn vault_refuses_a_bad_token_and_fails_fast_when_down() {
+    let bao = Bao::start().await;
+    let bad = VaultSettings { token: Some(SecretString::from("wrong")), ..bao.settings("x") };
+    let err = VaultStore::connect(&bad).await.err().expect("a bad token is refused");
+    assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
+    assert!(err.to_string().contains("403"), "{err}");
+    assert!(!err.to_string().contains("wrong"), "the token is not echoed: {err}");
+
+    let port = free_port();
+    let down =
+        VaultSettings { url: format!("http://127.0.0.1:{port}"), timeout_ms: 1000, ..bao.settings("x") };
+    let started = Instant::now();
+    let err = VaultStore::connect(&down).await.err().expect("nothing listens there");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(err.to_string().contains(&port.to_string()), "names the address: {err}");
+
+    let no_token = VaultSettings { token: None, ..bao.settings("x") };
+    assert!(VaultStore::connect(&no_token).await.is_err());
+    let bad_url = VaultSettings { url: "not a url".into(), ..bao.settings("x") };
+    assert!(matches!(VaultStore::connect(&bad_url).await, Err(StoreError::Backend(_))));
+}
+
+#[tokio::test]
+async fn vault_store_recovers_after_the_server_restarts_on_the_same_port() {
+    let bao = Bao::start().await;
+    let port = bao.port;
+    let store = VaultStore::connect(&bao.settings(&unique("restart"))).await.unwrap();
+    store.put("k", b"v".to_vec(), None).await.unwrap();
+    drop(bao);
+
+    let started = Instant::now();
+    assert!(matches!(store.get("k").await, Err(StoreError::Unavailable(_))), "down reads as unavailable");
+    assert!(matches!(store.ping().await, Err(StoreError::Unavailable(_))));
+    assert!(started.elapsed() < Duration::from_secs(3), "no hang: {:?}", started.elapsed());
+
+    // A dev server keeps no data, but the same root token: the client simply works again.
+    let _bao = Bao::start_on(port).await;
+    store.put("k", b"again".to_vec(), None).await.unwrap();
+    assert_eq!(store.take("k").await.unwrap().as_deref(), Some(&b"again"[..]));
+}
