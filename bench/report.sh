@@ -44,6 +44,11 @@ machine() {
     echo "- Open-file limit: $NOFILE"
 }
 
+# A warning when something else was using the CPU as the run started.
+busy_note() {
+    awk -v l="${LOAD_BEFORE%% *}" -v n="$(nproc)" 'BEGIN { if (l > 0.5 * n) printf "**Not a quiet run**: the 1-minute load average was %s before it started (other work on the machine); treat these figures as rough and rerun `bench/run.sh` on a quiet machine.\n\n", l }'
+}
+
 http_table() {
     local conns c rps p50 p99 p999
     echo "| conns | target | req/s | × nginx | × direct | p50 ms | p99 ms | p99.9 ms | p99 added vs direct ms | non-2xx | socket errors |"
@@ -169,6 +174,8 @@ Not part of CI; these are measurements, not assertions.
 
 $(machine)
 
+$(busy_note)
+
 Every process (load generator, nginx or gateway, backend) shares these cores, so absolute
 numbers are low next to a dedicated load-generator setup; the ratios, measured in the same run
 with the targets alternating, are the figures to compare.
@@ -214,7 +221,7 @@ $(token_table)
 
 ## 4. Process
 
-- Idle RSS right after start: $(mib "$(get process gateway memory idle_rss_kib)") MiB; after all the HTTP and SSE load above: $(mib "$(get process gateway memory after_load_rss_kib)") MiB.
+- Idle RSS right after start: $(mib "$(get process gateway memory idle_rss_kib)") MiB; after the HTTP and SSE load and the open-streams test above: $(mib "$(get process gateway memory after_load_rss_kib)") MiB.
 - Start to first accepted request (\`bench-sse startup\`: spawn, then connect + \`GET /health\` every
   100 µs; 7 runs, memory storage): median $(calc '%.1f' a "$(get startup gateway memory median_ms)") ms, min $(calc '%.1f' a "$(get startup gateway memory min_ms)") ms,
   max $(calc '%.1f' a "$(get startup gateway memory max_ms)") ms; status of the first answer: $(get startup gateway memory status); RSS then $(mib "$(get startup gateway memory rss_first_response_kib)") MiB.
