@@ -3,7 +3,7 @@
 #
 #   bench/run.sh
 #
-# Installs what it needs (wrk, nginx; redis-server when the Redis backend exists), builds the
+# Installs what it needs (wrk, nginx, curl; redis-server when the Redis backend exists), builds the
 # gateway and the bench helpers in release mode, runs every benchmark side by side (the
 # targets of one measurement alternate within each round) and writes bench/RESULTS.md.
 # Not part of CI; nothing here asserts a time.
@@ -67,6 +67,7 @@ install_tools() {
     local need=()
     command -v wrk >/dev/null || need+=(wrk)
     command -v nginx >/dev/null || need+=(nginx)
+    command -v curl >/dev/null || need+=(curl)
     if [[ -f src/storage/redis.rs ]] && ! command -v redis-server >/dev/null; then need+=(redis-server); fi
     ((${#need[@]} == 0)) && return
     log "installing ${need[*]}"
