@@ -219,8 +219,8 @@ async fn with_the_store_down_only_sessions_known_locally_pass() {
         kind: "redis".into(),
         redis: RedisSettings {
             url: Some(format!("redis://127.0.0.1:{}", redis.port)),
-            connect_timeout_ms: 300,
-            command_timeout_ms: 300,
+            connect_timeout_ms: 1500,
+            command_timeout_ms: 1500,
             key_prefix: format!("sessions-test-{}:", redis.port),
             ..RedisSettings::default()
         },
