@@ -21,11 +21,14 @@ use super::headers;
 use crate::config::ServiceSettings;
 use crate::oauth::model::AccessClaims;
 
-/// Connections per backend host per worker: far above awc's default of 100 so hundreds of
-/// long-lived SSE streams do not starve short POSTs.
-const CONNECTIONS_PER_HOST: usize = 4096;
-/// How long an idle pooled backend connection is kept.
-const IDLE_KEEP_ALIVE: Duration = Duration::from_secs(30);
+/// Connections per backend host per worker: no cap (awc's `0`). Every open SSE stream holds
+/// one, and a cap makes streams beyond it wait for a slot until they time out; the listener's
+/// own connection limit and the file-descriptor limit bound it instead.
+const CONNECTIONS_PER_HOST: usize = 0;
+/// How long an idle pooled backend connection is kept: below the 5 s idle timeout of common
+/// backend servers (actix-web, uvicorn, Node), so the pool does not hand out a connection the
+/// backend has just closed (seen as sporadic 502s in the benchmarks with 30 s).
+const IDLE_KEEP_ALIVE: Duration = Duration::from_secs(3);
 /// TCP connect (and TLS handshake) limit, independent of the service timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
