@@ -11,6 +11,12 @@
 //! shares; the storage supervisor swaps a fresh set into it when the stored set changes.
 
 use std::collections::HashMap;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use p256::ecdsa::signature::Signer as _;
+use p256::ecdsa::{Signature, SigningKey};
+use p256::pkcs8::DecodePrivateKey as _;
 use std::sync::{Arc, RwLock};
 
 use jsonwebtoken::jwk::{Jwk, JwkSet, KeyAlgorithm, PublicKeyUse};
@@ -72,7 +78,9 @@ pub enum JwtError {
 }
 
 struct LoadedKey {
-    encoding: EncodingKey,
+    /// Parsed once: signing then costs one scalar multiplication, where jsonwebtoken's
+    /// `encode` re-parses the PKCS#8 key and derives the public key on every call.
+    signing: SigningKey,
     decoding: DecodingKey,
 }
 
@@ -112,8 +120,10 @@ impl SigningKeys {
             jwk.common.public_key_use = Some(PublicKeyUse::Signature);
             jwk.common.key_algorithm = Some(KeyAlgorithm::ES256);
             let decoding = DecodingKey::from_jwk(&jwk).map_err(|e| JwtError::Key(e.to_string()))?;
+            let secret =
+                p256::SecretKey::from_pkcs8_pem(&key.pem).map_err(|e| JwtError::Key(e.to_string()))?;
             jwks.keys.push(jwk);
-            keys.insert(key.kid.clone(), LoadedKey { encoding, decoding });
+            keys.insert(key.kid.clone(), LoadedKey { signing: SigningKey::from(secret), decoding });
         }
         Ok(SigningKeys { issuer: issuer.to_owned(), active_kid, keys, jwks, stored })
     }
@@ -145,7 +155,17 @@ impl SigningKeys {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.active_kid.clone());
         header.typ = Some("at+jwt".into());
-        jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| JwtError::Key(e.to_string()))
+        let header = serde_json::to_vec(&header).map_err(|e| JwtError::Key(e.to_string()))?;
+        let claims = serde_json::to_vec(claims).map_err(|e| JwtError::Key(e.to_string()))?;
+        let mut token = URL_SAFE_NO_PAD.encode(header);
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(claims));
+        // RFC 6979 deterministic ECDSA: the same claims give the same token, which the refresh
+        // grace window relies on (a duplicate refresh gets the identical pair).
+        let signature: Signature = key.signing.sign(token.as_bytes());
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(signature.to_bytes()));
+        Ok(token)
     }
 
     /// Checks signature, `iss`, `aud` == `audience` and `exp` against `now`.
@@ -260,6 +280,15 @@ mod tests {
         let keys = SigningKeys::generate("http://gw", 1000)?;
         let token = keys.sign(&claims("http://gw/a/mcp", 5000))?;
         assert_eq!(keys.verify(&token, "http://gw/a/mcp", 2000)?, claims("http://gw/a/mcp", 5000));
+        Ok(())
+    }
+
+    #[test]
+    fn signing_is_deterministic() -> Result<(), JwtError> {
+        let keys = SigningKeys::generate("http://gw", 1000)?;
+        let a = keys.sign(&claims("http://gw/a/mcp", 5000))?;
+        assert_eq!(a, keys.sign(&claims("http://gw/a/mcp", 5000))?, "RFC 6979: same claims, same token");
+        assert_ne!(a, keys.sign(&claims("http://gw/b/mcp", 5000))?);
         Ok(())
     }
 
