@@ -19,9 +19,7 @@ mod flow;
 mod helpers;
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use backend::TestBackend;
 use flow::{add_service, AuthRequest, Browser, ConsentForm, Reply, TestClient, REDIRECT};
@@ -36,71 +34,14 @@ const ISSUER: &str = "http://gw.test";
 // ---------------------------------------------------------------------------------------------
 // Servers
 
-fn unique(tag: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    format!("multi-{tag}-{}-{nanos}", std::process::id())
-}
+#[path = "support/servers.rs"]
+mod servers;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use servers::{unique, Bao, RedisOptions, RedisServer, BAO_ROOT_TOKEN};
 
-async fn wait_for_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(Instant::now() < deadline, "{what} did not start listening on port {port}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// A redis-server of this test's own, persisting every write (append-only file, fsync
-/// always) in a temporary directory, so a kill and restart keeps the data; killed on drop.
-struct RedisServer {
-    child: Option<Child>,
-    port: u16,
-    dir: std::path::PathBuf,
-}
-
-impl RedisServer {
-    async fn start() -> Self {
-        let dir = std::env::temp_dir().join(unique("redis"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut server = RedisServer { child: None, port: free_port(), dir };
-        server.spawn().await;
-        server
-    }
-
-    async fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run redis-server ({e}); run scripts/test-services.sh"));
-        self.child = Some(child);
-        wait_for_port(self.port, "redis-server").await;
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn storage(&self, prefix: &str) -> StorageSettings {
-        redis_storage(self.port, prefix)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// A redis-server of the test's own that keeps its data across a kill and restart.
+async fn persistent_redis() -> RedisServer {
+    RedisServer::start_with(RedisOptions { persistent: true, ..RedisOptions::default() }).await
 }
 
 fn redis_storage(port: u16, prefix: &str) -> StorageSettings {
@@ -119,47 +60,16 @@ fn redis_storage(port: u16, prefix: &str) -> StorageSettings {
     }
 }
 
-/// An OpenBao dev server (KV v2 at `secret/`, root token `root`); killed on drop.
-struct Bao {
-    child: Child,
-    port: u16,
-}
-
-impl Bao {
-    async fn start() -> Self {
-        let port = free_port();
-        let bin = std::env::var("BAO_BIN").unwrap_or_else(|_| "bao".into());
-        let child = Command::new(&bin)
-            .args(["server", "-dev", "-dev-root-token-id=root"])
-            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run `{bin}` ({e}); run scripts/test-services.sh (or set BAO_BIN)")
-            });
-        wait_for_port(port, "bao").await;
-        Bao { child, port }
-    }
-
-    fn storage(&self, prefix: &str) -> StorageSettings {
-        StorageSettings {
-            kind: "vault".into(),
-            vault: VaultSettings {
-                url: format!("http://127.0.0.1:{}", self.port),
-                token: Some(SecretString::from("root")),
-                path_prefix: prefix.into(),
-                ..VaultSettings::default()
-            },
-            ..StorageSettings::default()
-        }
-    }
-}
-
-impl Drop for Bao {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+fn vault_storage(bao: &Bao, prefix: &str) -> StorageSettings {
+    StorageSettings {
+        kind: "vault".into(),
+        vault: VaultSettings {
+            url: bao.url(),
+            token: Some(SecretString::from(BAO_ROOT_TOKEN)),
+            path_prefix: prefix.into(),
+            ..VaultSettings::default()
+        },
+        ..StorageSettings::default()
     }
 }
 
@@ -317,7 +227,7 @@ async fn three_instances_on_redis_share_one_flow_and_revocations() {
 #[actix_web::test]
 async fn three_instances_on_vault_share_one_flow_and_revocations() {
     let bao = Bao::start().await;
-    flow_across_three(bao.storage(&unique("flow"))).await;
+    flow_across_three(vault_storage(&bao, &unique("flow"))).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -428,8 +338,8 @@ async fn rotate_keys_on_a_running_cluster_old_tokens_verify_and_new_ones_verify_
 
 #[actix_web::test]
 async fn redis_outage_gives_503_keeps_proxying_and_heals_without_a_restart() {
-    let mut redis = RedisServer::start().await;
-    let (apps, _backend) = cluster(2, &redis.storage(&unique("outage"))).await;
+    let mut redis = persistent_redis().await;
+    let (apps, _backend) = cluster(2, &redis_storage(redis.port, &unique("outage"))).await;
     let (client, request, code) = new_code(&apps).await;
     let (access, refresh) =
         token_pair(&apps[0].exchange_code(&client, &code, &request.pkce.verifier, &[]).await);
@@ -491,8 +401,8 @@ fn assert_outage_page(reply: &Reply, what: &str) {
 #[actix_web::test]
 async fn redis_outage_gives_browser_endpoints_a_retryable_page() {
     // Arrange: a consent page shown, and another request approved up to the provider.
-    let mut redis = RedisServer::start().await;
-    let (apps, _backend) = cluster(1, &redis.storage(&unique("browser-outage"))).await;
+    let mut redis = persistent_redis().await;
+    let (apps, _backend) = cluster(1, &redis_storage(redis.port, &unique("browser-outage"))).await;
     let app = &apps[0];
     let client = app.register_client(&[REDIRECT]).await;
     let request = AuthRequest::new(app, &client, Some("svc"));

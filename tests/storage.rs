@@ -5,10 +5,8 @@
 //! ends. `scripts/test-services.sh` installs redis-server and bao and starts the machine Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bb8_redis::redis;
 use mcp_gateway::config::{RedisSettings, StorageSettings, VaultSettings};
@@ -17,185 +15,46 @@ use mcp_gateway::storage::{
     self, acceptance, MemoryStore, RedisStore, Revocation, Store, StoreError, VaultStore,
 };
 use secrecy::SecretString;
-use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use serde_json::json;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// A key prefix no other run (or concurrent test) uses.
-fn unique(tag: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    format!("test-{tag}-{}-{nanos}", std::process::id())
-}
+#[path = "support/servers.rs"]
+mod servers;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use servers::{free_port, unique, Bao, RedisOptions, RedisServer, BAO_ROOT_TOKEN};
 
-async fn wait_for_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(Instant::now() < deadline, "{what} did not start listening on port {port}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+/// Settings for a test's own redis-server. Timeouts fit a loaded CI machine; the "no hang"
+/// bounds below are 10 s.
+fn redis_settings(server: &RedisServer, prefix: &str) -> RedisSettings {
+    RedisSettings {
+        host: "127.0.0.1".into(),
+        port: server.port,
+        password: server.password.clone().map(SecretString::from),
+        key_prefix: prefix.into(),
+        connect_timeout_ms: 1500,
+        command_timeout_ms: 1500,
+        max_connections: 4,
+        ..RedisSettings::default()
     }
 }
 
-/// A redis-server of our own on a free loopback port; killed on drop.
-struct RedisServer {
-    child: Option<Child>,
-    port: u16,
-    password: Option<String>,
-}
-
-impl RedisServer {
-    async fn start(password: Option<&str>) -> Self {
-        let mut server = RedisServer { child: None, port: free_port(), password: password.map(String::from) };
-        server.spawn().await;
-        server
-    }
-
-    async fn spawn(&mut self) {
-        let mut cmd = Command::new("redis-server");
-        cmd.args([
-            "--port",
-            &self.port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]);
-        if let Some(pw) = &self.password {
-            cmd.args(["--requirepass", pw]);
-        }
-        let child =
-            cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| {
-                panic!("cannot run redis-server ({e}); run scripts/test-services.sh first")
-            });
-        self.child = Some(child);
-        wait_for_port(self.port, "redis-server").await;
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn settings(&self, prefix: &str) -> RedisSettings {
-        RedisSettings {
-            host: "127.0.0.1".into(),
-            port: self.port,
-            password: self.password.clone().map(SecretString::from),
-            key_prefix: prefix.into(),
-            // Generous enough for a loaded CI machine; the "no hang" bounds below are 10 s.
-            connect_timeout_ms: 1500,
-            command_timeout_ms: 1500,
-            max_connections: 4,
-            ..RedisSettings::default()
-        }
+/// Settings for an OpenBao dev server, root token, no background sweep.
+fn vault_settings(bao: &Bao, prefix: &str) -> VaultSettings {
+    VaultSettings {
+        url: bao.url(),
+        token: Some(SecretString::from(BAO_ROOT_TOKEN)),
+        path_prefix: prefix.into(),
+        sweep_interval_secs: 0,
+        ..VaultSettings::default()
     }
 }
 
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-const ROOT_TOKEN: &str = "root";
-
-/// An OpenBao dev server (KV v2 at `secret/`, root token `root`); killed on drop.
-struct Bao {
-    child: Child,
-    port: u16,
-}
-
-impl Bao {
-    async fn start() -> Self {
-        Self::start_on(free_port()).await
-    }
-
-    async fn start_on(port: u16) -> Self {
-        let bin = std::env::var("BAO_BIN").unwrap_or_else(|_| "bao".into());
-        let child = Command::new(&bin)
-            .args([
-                "server",
-                "-dev",
-                &format!("-dev-root-token-id={ROOT_TOKEN}"),
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run `{bin}` ({e}): OpenBao is needed for the Vault tests; run scripts/test-services.sh (or set BAO_BIN)")
-            });
-        let bao = Bao { child, port };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok((200, _)) = bao.api("GET", "/v1/sys/health", None).await {
-                return bao;
-            }
-            assert!(Instant::now() < deadline, "OpenBao dev server did not become healthy");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn settings(&self, prefix: &str) -> VaultSettings {
-        VaultSettings {
-            url: self.url(),
-            token: Some(SecretString::from(ROOT_TOKEN)),
-            path_prefix: prefix.into(),
-            sweep_interval_secs: 0,
-            ..VaultSettings::default()
-        }
-    }
-
-    /// One HTTP/1.0 call to the server's API with the root token: enough for test setup
-    /// without another HTTP client.
-    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> std::io::Result<(u16, Value)> {
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?;
-        let request = format!(
-            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nX-Vault-Token: {ROOT_TOKEN}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw).await?;
-        let status = raw.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let json = raw.split_once("\r\n\r\n").and_then(|(_, b)| serde_json::from_str(b).ok());
-        Ok((status, json.unwrap_or(Value::Null)))
-    }
-
-    /// Like [`Bao::api`], asserting a 2xx answer.
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        let (status, json) = self.api(method, path, body).await.unwrap();
-        assert!((200..300).contains(&status), "{method} {path} answered {status}: {json}");
-        json
-    }
-
-    /// A policy `gw` that may use everything under `secret/`, as a gateway's would.
-    async fn add_gateway_policy(&self) {
-        let policy = r#"path "secret/*" { capabilities = ["create", "read", "update", "delete", "list"] }"#;
-        self.call("PUT", "/v1/sys/policies/acl/gw", Some(json!({ "policy": policy }))).await;
-    }
-}
-
-impl Drop for Bao {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A policy `gw` that may use everything under `secret/`, as a gateway's would.
+async fn add_gateway_policy(bao: &Bao) {
+    let policy = r#"path "secret/*" { capabilities = ["create", "read", "update", "delete", "list"] }"#;
+    bao.call("PUT", "/v1/sys/policies/acl/gw", Some(json!({ "policy": policy }))).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -254,16 +113,21 @@ async fn redis_url_setting_connects_through_storage_connect() {
 
 #[tokio::test]
 async fn password_protected_redis_passes_and_wrong_passwords_are_refused() {
-    let server = RedisServer::start(Some("s3cret:/@pass")).await;
-    let store = RedisStore::connect(&server.settings("pw:")).await.unwrap();
+    let server = RedisServer::start_with(RedisOptions {
+        password: Some("s3cret:/@pass".into()),
+        ..RedisOptions::default()
+    })
+    .await;
+    let store = RedisStore::connect(&redis_settings(&server, "pw:")).await.unwrap();
     acceptance::run_all(Arc::new(store), &unique("pw")).await.unwrap();
 
-    let wrong = RedisSettings { password: Some(SecretString::from("nope")), ..server.settings("pw:") };
+    let wrong =
+        RedisSettings { password: Some(SecretString::from("nope")), ..redis_settings(&server, "pw:") };
     let err = RedisStore::connect(&wrong).await.err().expect("a wrong password is refused");
     assert!(err.to_string().to_lowercase().contains("pass"), "the reason is given: {err}");
     assert!(!err.to_string().contains("nope"), "the password is not echoed: {err}");
 
-    let none = RedisSettings { password: None, ..server.settings("pw:") };
+    let none = RedisSettings { password: None, ..redis_settings(&server, "pw:") };
     let err = RedisStore::connect(&none).await.err().expect("a missing password is refused");
     assert!(err.to_string().contains("NOAUTH"), "{err}");
 }
@@ -285,8 +149,8 @@ async fn redis_connect_fails_fast_when_nothing_listens() {
 
 #[tokio::test]
 async fn redis_store_recovers_by_itself_after_a_restart() {
-    let mut server = RedisServer::start(None).await;
-    let store = RedisStore::connect(&server.settings("rs:")).await.unwrap();
+    let mut server = RedisServer::start().await;
+    let store = RedisStore::connect(&redis_settings(&server, "rs:")).await.unwrap();
     // Fill the pool with several connections, all of which die with the server.
     let keys: Vec<String> = (0..8).map(|i| format!("k{i}")).collect();
     let warm: Vec<_> = keys.iter().map(|k| store.put(k, b"v".to_vec(), None)).collect();
@@ -329,12 +193,12 @@ async fn until_revoked(set: &RevocationSet, id: &str, within: Duration) {
 
 #[tokio::test]
 async fn redis_revocations_reach_other_connections_and_the_reader_survives_a_restart() {
-    let mut server = RedisServer::start(None).await;
-    let a = RedisStore::connect(&server.settings("fan:")).await.unwrap();
-    let b = RedisStore::connect(&server.settings("fan:")).await.unwrap();
+    let mut server = RedisServer::start().await;
+    let a = RedisStore::connect(&redis_settings(&server, "fan:")).await.unwrap();
+    let b = RedisStore::connect(&redis_settings(&server, "fan:")).await.unwrap();
     acceptance::revocations_fan_out(&a, &b, "x").await.unwrap();
     // Another prefix is another deployment: it hears nothing.
-    let other = RedisStore::connect(&server.settings("other:")).await.unwrap();
+    let other = RedisStore::connect(&redis_settings(&server, "other:")).await.unwrap();
     let unrelated = RevocationSet::default();
     other.watch_revocations(unrelated.clone());
 
@@ -358,7 +222,7 @@ async fn redis_revocations_reach_other_connections_and_the_reader_survives_a_res
 #[tokio::test]
 async fn vault_revocations_reach_another_connection() {
     let bao = Bao::start().await;
-    let settings = bao.settings(&unique("fan"));
+    let settings = vault_settings(&bao, &unique("fan"));
     let a = VaultStore::connect(&settings).await.unwrap();
     let b = VaultStore::connect(&settings).await.unwrap();
     acceptance::revocations_fan_out(&a, &b, "x").await.unwrap();
@@ -392,7 +256,7 @@ async fn vault_passes_the_acceptance_suite() {
     let bao = Bao::start().await;
     let settings = StorageSettings {
         kind: "vault".into(),
-        vault: bao.settings(&unique("acc")),
+        vault: vault_settings(&bao, &unique("acc")),
         ..StorageSettings::default()
     };
     let backend = storage::connect(&settings).await.unwrap();
@@ -403,7 +267,7 @@ async fn vault_passes_the_acceptance_suite() {
 #[tokio::test]
 async fn vault_concurrent_takes_and_puts_have_exactly_one_winner() {
     let bao = Bao::start().await;
-    let store = Arc::new(VaultStore::connect(&bao.settings(&unique("race"))).await.unwrap());
+    let store = Arc::new(VaultStore::connect(&vault_settings(&bao, &unique("race"))).await.unwrap());
     for round in 0..3 {
         let key = format!("code:{round}");
         store.put(&key, format!("value-{round}").into_bytes(), Some(Duration::from_secs(60))).await.unwrap();
@@ -430,7 +294,7 @@ async fn vault_concurrent_takes_and_puts_have_exactly_one_winner() {
 #[tokio::test]
 async fn vault_expired_entries_read_as_absent_and_the_sweep_deletes_them() {
     let bao = Bao::start().await;
-    let settings = VaultSettings { sweep_interval_secs: 1, ..bao.settings(&unique("ttl")) };
+    let settings = VaultSettings { sweep_interval_secs: 1, ..vault_settings(&bao, &unique("ttl")) };
     let store = VaultStore::connect(&settings).await.unwrap();
     store.put("short", b"v".to_vec(), Some(Duration::from_secs(1))).await.unwrap();
     store.put("forever", b"kept".to_vec(), None).await.unwrap();
@@ -456,7 +320,7 @@ async fn vault_expired_entries_read_as_absent_and_the_sweep_deletes_them() {
 #[tokio::test]
 async fn vault_sweep_once_removes_only_dead_entries() {
     let bao = Bao::start().await;
-    let store = VaultStore::connect(&bao.settings(&unique("sweep"))).await.unwrap();
+    let store = VaultStore::connect(&vault_settings(&bao, &unique("sweep"))).await.unwrap();
     for i in 0..5 {
         store.put(&format!("dead{i}"), b"v".to_vec(), Some(Duration::from_millis(200))).await.unwrap();
         store.put(&format!("live{i}"), b"v".to_vec(), Some(Duration::from_secs(600))).await.unwrap();
@@ -473,7 +337,7 @@ async fn vault_sweep_once_removes_only_dead_entries() {
 #[tokio::test]
 async fn vault_keys_with_awkward_characters_stay_distinct() {
     let bao = Bao::start().await;
-    let store = VaultStore::connect(&bao.settings(&unique("esc"))).await.unwrap();
+    let store = VaultStore::connect(&vault_settings(&bao, &unique("esc"))).await.unwrap();
     let keys = ["a/b", "a%2Fb", "a:b", "a b", "../x", "ünï/cødé?#", "a", ""];
     for (i, key) in keys.iter().enumerate() {
         store.put(key, vec![i as u8], None).await.unwrap();
@@ -486,7 +350,7 @@ async fn vault_keys_with_awkward_characters_stay_distinct() {
 #[tokio::test]
 async fn vault_approle_logs_in_and_logs_in_again_before_the_token_expires() {
     let bao = Bao::start().await;
-    bao.add_gateway_policy().await;
+    add_gateway_policy(&bao).await;
     bao.call("POST", "/v1/sys/auth/approle", Some(json!({ "type": "approle" }))).await;
     let role = json!({ "token_policies": ["gw"], "token_ttl": "3s", "token_max_ttl": "3s" });
     bao.call("POST", "/v1/auth/approle/role/gw", Some(role)).await;
@@ -499,7 +363,7 @@ async fn vault_approle_logs_in_and_logs_in_again_before_the_token_expires() {
         token: None,
         role_id: Some(role_id.as_str().unwrap().into()),
         secret_id: Some(SecretString::from(secret_id.as_str().unwrap())),
-        ..bao.settings(&unique("approle"))
+        ..vault_settings(&bao, &unique("approle"))
     };
     let store = VaultStore::connect(&settings).await.unwrap();
     store.put("k", b"v".to_vec(), None).await.unwrap();
@@ -515,12 +379,12 @@ async fn vault_approle_logs_in_and_logs_in_again_before_the_token_expires() {
 #[tokio::test]
 async fn vault_renewable_token_is_renewed() {
     let bao = Bao::start().await;
-    bao.add_gateway_policy().await;
+    add_gateway_policy(&bao).await;
     let body = json!({ "policies": ["gw"], "ttl": "3s", "explicit_max_ttl": "1h", "renewable": true, "no_default_policy": false });
     let token = bao.call("POST", "/v1/auth/token/create", Some(body)).await["auth"]["client_token"].clone();
     let settings = VaultSettings {
         token: Some(SecretString::from(token.as_str().unwrap())),
-        ..bao.settings(&unique("renew"))
+        ..vault_settings(&bao, &unique("renew"))
     };
     let store = VaultStore::connect(&settings).await.unwrap();
     store.put("k", b"v".to_vec(), None).await.unwrap();
@@ -532,24 +396,27 @@ async fn vault_renewable_token_is_renewed() {
 #[tokio::test]
 async fn vault_refuses_a_bad_token_and_fails_fast_when_down() {
     let bao = Bao::start().await;
-    let bad = VaultSettings { token: Some(SecretString::from("wrong")), ..bao.settings("x") };
+    let bad = VaultSettings { token: Some(SecretString::from("wrong")), ..vault_settings(&bao, "x") };
     let err = VaultStore::connect(&bad).await.err().expect("a bad token is refused");
     assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
     assert!(err.to_string().contains("403"), "{err}");
     assert!(!err.to_string().contains("wrong"), "the token is not echoed: {err}");
 
     let port = free_port();
-    let down =
-        VaultSettings { url: format!("http://127.0.0.1:{port}"), timeout_ms: 1000, ..bao.settings("x") };
+    let down = VaultSettings {
+        url: format!("http://127.0.0.1:{port}"),
+        timeout_ms: 1000,
+        ..vault_settings(&bao, "x")
+    };
     let started = Instant::now();
     let err = VaultStore::connect(&down).await.err().expect("nothing listens there");
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     assert!(err.to_string().contains(&port.to_string()), "names the address: {err}");
 
-    let no_token = VaultSettings { token: None, ..bao.settings("x") };
+    let no_token = VaultSettings { token: None, ..vault_settings(&bao, "x") };
     assert!(VaultStore::connect(&no_token).await.is_err());
-    let bad_url = VaultSettings { url: "not a url".into(), ..bao.settings("x") };
+    let bad_url = VaultSettings { url: "not a url".into(), ..vault_settings(&bao, "x") };
     assert!(matches!(VaultStore::connect(&bad_url).await, Err(StoreError::Backend(_))));
 }
 
@@ -557,7 +424,7 @@ async fn vault_refuses_a_bad_token_and_fails_fast_when_down() {
 async fn vault_store_recovers_after_the_server_restarts_on_the_same_port() {
     let bao = Bao::start().await;
     let port = bao.port;
-    let store = VaultStore::connect(&bao.settings(&unique("restart"))).await.unwrap();
+    let store = VaultStore::connect(&vault_settings(&bao, &unique("restart"))).await.unwrap();
     store.put("k", b"v".to_vec(), None).await.unwrap();
     drop(bao);
 

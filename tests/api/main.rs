@@ -15,6 +15,8 @@ mod metadata;
 mod proxy;
 mod register;
 mod revoke_introspect;
+#[path = "../support/servers.rs"]
+mod servers;
 mod sessions;
 mod smoke;
 mod stepup;

@@ -2,10 +2,6 @@
 //! that `Mcp-Session-Id` is refused before the backend sees it, on this gateway and on another
 //! one sharing the storage backend; with the store down, an unknown session fails closed.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use mcp_gateway::config::{RedisSettings, Settings, StorageSettings};
 use mcp_gateway::startup::Application;
 use mcp_gateway::storage::{self, Backend, MemoryStore};
@@ -13,6 +9,7 @@ use mcp_gateway::storage::{self, Backend, MemoryStore};
 use crate::backend::TestBackend;
 use crate::helpers::{base_settings, TestApp};
 use crate::proxy::{body_json, claims, gateway, header, service, sign};
+use crate::servers::RedisServer;
 
 const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;
 const LIST: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
@@ -179,42 +176,11 @@ async fn a_session_opened_on_one_instance_is_refused_to_others_on_another() {
     assert_eq!(users_seen(&backend), ["dev_alice", "dev_alice"]);
 }
 
-/// A redis-server of our own on a free loopback port; killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    async fn start() -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run redis-server ({e}); run scripts/test-services.sh first"));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Redis { child, port }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[actix_web::test]
 async fn with_the_store_down_only_sessions_known_locally_pass() {
     let backend = TestBackend::start().await;
     let url = backend.url("/record");
-    let mut redis = Redis::start().await;
+    let mut redis = RedisServer::start().await;
     let storage_settings = StorageSettings {
         kind: "redis".into(),
         redis: RedisSettings {
@@ -231,8 +197,7 @@ async fn with_the_store_down_only_sessions_known_locally_pass() {
     let res = send(&app, "dev_alice", None, INITIALIZE).await;
     let session = header(&res, "mcp-session-id").unwrap();
 
-    let _ = redis.child.kill();
-    let _ = redis.child.wait();
+    redis.kill();
 
     // Known here: one local read, no store needed, either way.
     assert_eq!(send(&app, "dev_alice", Some(&session), LIST).await.status().as_u16(), 200);
