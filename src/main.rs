@@ -11,6 +11,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use mcp_gateway::config::{ensure_session_secret, load, render, LoadOptions, OutputFormat, Settings};
 use mcp_gateway::startup::Application;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// OAuth 2.1 authorization server and streaming reverse proxy for MCP services.
 #[derive(Parser)]
 #[command(name = "mcp-gateway", version, about)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use actix_cors::Cors;
 use actix_web::dev::Server;
-use actix_web::middleware::Logger;
+use actix_web::middleware::{Condition, Logger};
 use actix_web::{http, web, App, HttpServer};
 
 use crate::config::{CorsSettings, Settings};
@@ -109,10 +109,13 @@ impl Application {
             n => n,
         };
         let app_state = state.clone();
+        // The access log's per-request formatting is skipped outright when its lines would be
+        // filtered out anyway (e.g. `RUST_LOG=warn`).
+        let log_access = log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info);
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(cors(&app_state.settings.cors))
-                .wrap(access_log())
+                .wrap(Condition::new(log_access, access_log()))
                 .app_data(web::Data::new(app_state.clone()))
                 .configure(crate::web_util::configure_extractors)
                 .configure(routes)

@@ -389,8 +389,41 @@ impl Settings {
         format!("{}/{}/mcp", self.issuer, service_id)
     }
 
+    /// Whether `uri` is `resource_uri(service_id)`, without building it (checked on every
+    /// proxied request).
+    pub fn is_resource_uri(&self, uri: &str, service_id: &str) -> bool {
+        uri.strip_prefix(self.issuer.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
+            .and_then(|rest| rest.strip_suffix("/mcp"))
+            .is_some_and(|id| id == service_id)
+    }
+
     /// Whether the gateway is served over https (decides `Secure` and `__Host-` cookies).
     pub fn is_https(&self) -> bool {
         self.issuer.starts_with("https://")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resource_check_agrees_with_the_built_uri() {
+        let value = serde_json::json!({ "session_secret": "test-secret-0123456789abcdef0123456789abcdef" });
+        let mut s: Settings = serde_json::from_value(value).expect("settings");
+        s.issuer = "https://gw.example/base".into();
+        assert!(s.is_resource_uri(&s.resource_uri("svc"), "svc"));
+        for wrong in [
+            "https://gw.example/base/other/mcp",
+            "https://gw.example/base/svc/mcp/",
+            "https://gw.example/base/svc",
+            "https://gw.example/svc/mcp",
+            "https://gw.example/basesvc/mcp",
+            "https://gw.example/base//svc/mcp",
+            "",
+        ] {
+            assert!(!s.is_resource_uri(wrong, "svc"), "{wrong}");
+        }
     }
 }

@@ -160,7 +160,7 @@ pub fn authenticate(
                 _ => "the access token is invalid",
             })
         })?;
-    if claims.aud != state.settings.resource_uri(service_id) {
+    if !state.settings.is_resource_uri(&claims.aud, service_id) {
         return Err(invalid("the access token is for another resource"));
     }
     if is_expired(&claims, now) {

@@ -57,8 +57,8 @@ pub struct Target<'a> {
     pub id: &'a str,
     /// The service's settings.
     pub service: &'a ServiceSettings,
-    /// The gateway's issuer (for `X-Forwarded-Proto` / `-Host`).
-    pub issuer: &'a str,
+    /// `X-Forwarded-Proto` / `-Host`, from the gateway's issuer.
+    pub origin: &'a headers::ForwardedOrigin,
 }
 
 /// The request body to send on.
@@ -84,7 +84,7 @@ pub async fn forward(
     let mut out = client.request(req.method().clone(), uri).no_decompress();
     let peer: Option<IpAddr> = req.peer_addr().map(|a| a.ip());
     headers::copy_request_headers(req.headers(), out.headers_mut());
-    headers::add_forwarded(req.headers(), peer, target.issuer, out.headers_mut());
+    headers::add_forwarded(req.headers(), peer, target.origin, out.headers_mut());
     if let Some(user) = user {
         headers::add_user_headers(user, out.headers_mut());
     }

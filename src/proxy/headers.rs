@@ -8,6 +8,7 @@
 //! backend with its own Origin check (the Python SDK's default) would otherwise refuse the
 //! browser origins the gateway allows.
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -121,34 +122,54 @@ fn header_value(value: &str) -> Option<HeaderValue> {
     HeaderValue::from_bytes(clean).ok()
 }
 
-/// `X-Forwarded-For` (the client's chain plus the peer), and `X-Forwarded-Proto` /
-/// `X-Forwarded-Host` from the issuer: the public URL the client used, which a client cannot
-/// spoof.
-pub fn add_forwarded(incoming: &HeaderMap, peer: Option<IpAddr>, issuer: &str, out: &mut HeaderMap) {
-    let chain: Vec<&str> =
-        incoming.get_all(header::X_FORWARDED_FOR).filter_map(|v| v.to_str().ok()).map(str::trim).collect();
-    let mut forwarded_for = chain.join(", ");
-    if let Some(peer) = peer {
-        if !forwarded_for.is_empty() {
-            forwarded_for.push_str(", ");
-        }
-        forwarded_for.push_str(&peer.to_string());
-    }
-    if let Some(v) = header_value(&forwarded_for) {
-        out.insert(header::X_FORWARDED_FOR, v);
-    }
-    if let Ok(url) = url::Url::parse(issuer) {
-        if let Some(v) = header_value(url.scheme()) {
-            out.insert(HeaderName::from_static("x-forwarded-proto"), v);
-        }
+/// `X-Forwarded-Proto` and `X-Forwarded-Host` as the issuer gives them: the public URL the
+/// client used, which a client cannot spoof. Derived once, not per request.
+#[derive(Debug, Default)]
+pub struct ForwardedOrigin {
+    proto: Option<HeaderValue>,
+    host: Option<HeaderValue>,
+}
+
+impl ForwardedOrigin {
+    /// From the gateway's issuer URL.
+    pub fn from_issuer(issuer: &str) -> Self {
+        let Ok(url) = url::Url::parse(issuer) else {
+            return Self::default();
+        };
         let host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_owned(),
             _ => String::new(),
         };
-        if let Some(v) = header_value(&host) {
-            out.insert(HeaderName::from_static("x-forwarded-host"), v);
+        Self { proto: header_value(url.scheme()), host: header_value(&host) }
+    }
+}
+
+/// `X-Forwarded-For` (the client's chain plus the peer), and `X-Forwarded-Proto` /
+/// `X-Forwarded-Host` from `origin`.
+pub fn add_forwarded(incoming: &HeaderMap, peer: Option<IpAddr>, origin: &ForwardedOrigin, out: &mut HeaderMap) {
+    let mut forwarded_for = String::new();
+    for hop in incoming.get_all(header::X_FORWARDED_FOR).filter_map(|v| v.to_str().ok()) {
+        if !forwarded_for.is_empty() {
+            forwarded_for.push_str(", ");
         }
+        forwarded_for.push_str(hop.trim());
+    }
+    if let Some(peer) = peer {
+        if !forwarded_for.is_empty() {
+            forwarded_for.push_str(", ");
+        }
+        // Infallible for a String.
+        let _ = write!(forwarded_for, "{peer}");
+    }
+    if let Some(v) = header_value(&forwarded_for) {
+        out.insert(header::X_FORWARDED_FOR, v);
+    }
+    if let Some(v) = &origin.proto {
+        out.insert(HeaderName::from_static("x-forwarded-proto"), v.clone());
+    }
+    if let Some(v) = &origin.host {
+        out.insert(HeaderName::from_static("x-forwarded-host"), v.clone());
     }
 }
 
@@ -260,7 +281,8 @@ mod tests {
     fn forwarded_headers_append_the_peer_and_use_the_issuer() {
         let mut out = HeaderMap::new();
         let peer = "10.0.0.2".parse().ok();
-        add_forwarded(&map(&[("x-forwarded-for", "1.2.3.4")]), peer, "https://gw.example:8443", &mut out);
+        let origin = ForwardedOrigin::from_issuer("https://gw.example:8443");
+        add_forwarded(&map(&[("x-forwarded-for", "1.2.3.4")]), peer, &origin, &mut out);
         assert_eq!(out.get("x-forwarded-for").and_then(|v| v.to_str().ok()), Some("1.2.3.4, 10.0.0.2"));
         assert_eq!(out.get("x-forwarded-proto").and_then(|v| v.to_str().ok()), Some("https"));
         assert_eq!(out.get("x-forwarded-host").and_then(|v| v.to_str().ok()), Some("gw.example:8443"));

@@ -16,12 +16,15 @@ pub mod origin;
 pub mod session;
 pub mod stepup;
 
+use std::cell::OnceCell;
+
 use actix_web::http::header::HeaderMap;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use self::auth::TokenCache;
 use self::error::ProxyError;
 use self::forward::{Body, Target};
+use self::headers::ForwardedOrigin;
 use self::session::Verdict;
 use crate::config::ServiceSettings;
 use crate::oauth::model::AccessClaims;
@@ -30,39 +33,43 @@ use crate::state::AppState;
 /// The MCP session header (lower case, as `HeaderMap` lookups want it).
 const MCP_SESSION_ID: &str = "mcp-session-id";
 
-/// Registers `/{service}/mcp`. Runs once per worker (inside the `HttpServer` factory), so the
-/// backend client and the verified-token cache created here are per worker: no locks shared
-/// between threads on the hot path.
+/// What each worker keeps for the proxy: its backend client, its verified-token cache, and
+/// what is derived from the settings once rather than per request. One per worker (created
+/// inside the `HttpServer` factory), so the hot path shares no locks between threads.
+struct Worker {
+    client: awc::Client,
+    cache: TokenCache,
+    origin: OnceCell<ForwardedOrigin>,
+}
+
+/// Registers `/{service}/mcp`. Runs once per worker.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/{service}/mcp")
-            .app_data(web::Data::new(TokenCache::default()))
-            .app_data(web::Data::new(forward::backend_client()))
-            .to(proxy),
-    );
+    let worker =
+        Worker { client: forward::backend_client(), cache: TokenCache::default(), origin: OnceCell::new() };
+    cfg.service(web::resource("/{service}/mcp").app_data(web::Data::new(worker)).to(proxy));
 }
 
 async fn proxy(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
-    cache: web::Data<TokenCache>,
-    client: web::Data<awc::Client>,
+    worker: web::Data<Worker>,
 ) -> Result<HttpResponse, ProxyError> {
     let id = req.match_info().get("service").unwrap_or_default();
     let settings = &state.settings;
     let service = settings.mcp_services.get(id).ok_or_else(|| ProxyError::unknown_service(id))?;
     origin::check(req.headers(), &settings.cors, settings.debug)?;
     let user = match service.auth_required {
-        true => Some(auth::authenticate(req.headers(), id, service, &state, &cache)?),
+        true => Some(auth::authenticate(req.headers(), id, service, &state, &worker.cache)?),
         false => None,
     };
     let body = match &user {
         Some(claims) => admit(&req, payload, id, service, &state, claims).await?,
         None => Body::Stream(payload),
     };
-    let target = Target { id, service, issuer: &settings.issuer };
-    let res = forward::forward(&client, &req, body, &target, user.as_deref()).await?;
+    let origin = worker.origin.get_or_init(|| ForwardedOrigin::from_issuer(&settings.issuer));
+    let target = Target { id, service, origin };
+    let res = forward::forward(&worker.client, &req, body, &target, user.as_deref()).await?;
     if let Some(claims) = &user {
         bind_new_session(res.headers(), id, &state, claims).await;
     }
