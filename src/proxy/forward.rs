@@ -1,55 +1,30 @@
 //! The streaming forward (checklist C2, C3, C5): the request body goes out as it arrives, the
 //! response body comes back chunk by chunk, nothing is buffered or decompressed. The one
 //! exception is a POST whose body the step-up check had to read (services with
-//! `tool_scopes`): those bytes go out unchanged, with a `Content-Length`.
+//! `tool_scopes`): those bytes go out unchanged, with a `Content-Length`. A sized body that has
+//! already arrived whole goes out in the same write as the head.
 //!
-//! The service's `timeout` bounds only the wait for the backend's response head: awc's own
-//! timeout is disabled on the client because its deadline would also cut a response body that
-//! streams longer (an SSE stream can live for hours).
+//! The service's `timeout` bounds only the wait for the backend's response head (connect,
+//! request, head): a response body may stream far longer (an SSE stream can live for hours).
 
+use std::future::poll_fn;
 use std::net::IpAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
 use std::time::Duration;
 
-use actix_web::body::{self, SizedStream};
-use actix_web::http::header::{self, HeaderMap, HeaderValue};
-use actix_web::http::Uri;
+use actix_web::body::SizedStream;
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{web, HttpRequest, HttpResponse};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
 
+use super::client::{self, BackendUrl, Pool, ResponseBody, ResponseHead};
 use super::error::ProxyError;
 use super::headers;
 use crate::config::ServiceSettings;
 use crate::oauth::model::AccessClaims;
-
-/// Connections per backend host per worker: no cap (awc's `0`). Every open SSE stream holds
-/// one, and a cap makes streams beyond it wait for a slot until they time out; the listener's
-/// own connection limit and the file-descriptor limit bound it instead.
-const CONNECTIONS_PER_HOST: usize = 0;
-/// How long an idle pooled backend connection is kept: below the 5 s idle timeout of common
-/// backend servers (actix-web, uvicorn, Node), so the pool does not hand out a connection the
-/// backend has just closed (seen as sporadic 502s in the benchmarks with 30 s).
-const IDLE_KEEP_ALIVE: Duration = Duration::from_secs(3);
-/// TCP connect (and TLS handshake) limit, independent of the service timeout.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The per-worker HTTP client for backends.
-pub fn backend_client() -> awc::Client {
-    let connector = awc::Connector::new()
-        .limit(CONNECTIONS_PER_HOST)
-        .conn_keep_alive(IDLE_KEEP_ALIVE)
-        .timeout(CONNECT_TIMEOUT)
-        .handshake_timeout(CONNECT_TIMEOUT);
-    awc::Client::builder()
-        .connector(connector)
-        // The head deadline is applied around `send` instead (see the module doc).
-        .disable_timeout()
-        // A backend redirect goes back to the client; following it would carry the user's
-        // identity headers to wherever the backend points.
-        .disable_redirects()
-        // No awc User-Agent: the client's own passes through.
-        .no_default_headers()
-        .finish()
-}
 
 /// What the service needs to know about the exchange besides the request itself.
 pub struct Target<'a> {
@@ -57,6 +32,8 @@ pub struct Target<'a> {
     pub id: &'a str,
     /// The service's settings.
     pub service: &'a ServiceSettings,
+    /// The service's backend URL, parsed (`None`: it does not parse).
+    pub backend: Option<&'a BackendUrl>,
     /// `X-Forwarded-Proto` / `-Host`, from the gateway's issuer.
     pub origin: &'a headers::ForwardedOrigin,
 }
@@ -71,29 +48,38 @@ pub enum Body {
 
 /// Forwards `req` with `body` to the service and streams the answer back.
 pub async fn forward(
-    client: &awc::Client,
+    pool: &Rc<Pool>,
     req: &HttpRequest,
     body: Body,
     target: &Target<'_>,
     user: Option<&AccessClaims>,
 ) -> Result<HttpResponse, ProxyError> {
-    let uri = backend_uri(&target.service.url, req.query_string()).ok_or_else(|| {
-        log::error!("service '{}': backend url is not a valid URI", target.id);
-        ProxyError::BadGateway(target.id.to_owned())
-    })?;
-    let mut out = client.request(req.method().clone(), uri).no_decompress();
-    let peer: Option<IpAddr> = req.peer_addr().map(|a| a.ip());
-    headers::copy_request_headers(req.headers(), out.headers_mut());
-    headers::add_forwarded(req.headers(), peer, target.origin, out.headers_mut());
-    if let Some(user) = user {
-        headers::add_user_headers(user, out.headers_mut());
-    }
-    let send = match (request_body(req.headers()), body) {
-        (RequestBody::None, _) => out.send_body(body::None::new()),
-        (_, Body::Buffered(bytes)) => out.send_body(bytes),
-        (RequestBody::Sized(len), Body::Stream(payload)) => out.send_body(SizedStream::new(len, payload)),
-        (RequestBody::Chunked, Body::Stream(payload)) => out.send_stream(payload),
+    let Some(backend) = target.backend else {
+        log::error!("service '{}': backend url is not an absolute http(s) URL", target.id);
+        return Err(ProxyError::BadGateway(target.id.to_owned()));
     };
+    let peer: Option<IpAddr> = req.peer_addr().map(|a| a.ip());
+    let mut out: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(req.headers().len() + 8);
+    headers::copy_request_headers(req.headers(), &mut out);
+    headers::add_forwarded(req.headers(), peer, target.origin, &mut out);
+    if let Some(user) = user {
+        headers::add_user_headers(user, &mut out);
+    }
+    let path = backend.target_with(req.query_string());
+    let request = client::Request { method: req.method(), target: &path, headers: &out };
+    let body = match (request_body(req.headers()), body) {
+        (RequestBody::None, _) => client::RequestBody::None,
+        (_, Body::Buffered(bytes)) => client::RequestBody::Full(bytes),
+        (RequestBody::Sized(len), Body::Stream(mut payload)) => {
+            let ready = arrived(&mut payload, len).await?;
+            match ready.len() as u64 == len {
+                true => client::RequestBody::Full(ready),
+                false => client::RequestBody::Sized { len, ready, rest: payload },
+            }
+        }
+        (RequestBody::Chunked, Body::Stream(payload)) => client::RequestBody::Chunked(payload),
+    };
+    let send = client::send(pool, backend, request, body);
     let result = match target.service.timeout {
         0 => send.await,
         ms => actix_web::rt::time::timeout(Duration::from_millis(ms), send).await.map_err(|_| {
@@ -101,34 +87,48 @@ pub async fn forward(
             ProxyError::Timeout(target.id.to_owned())
         })?,
     };
-    let res = result.map_err(|err| {
+    let (head, body) = result.map_err(|err| {
         log::warn!("service '{}': backend request failed: {err}", target.id);
         ProxyError::BadGateway(target.id.to_owned())
     })?;
-    Ok(stream_back(res))
+    Ok(stream_back(head, body))
 }
 
-/// The service URL with the client's query appended, minus any `access_token` parameter (a
-/// token in the query is never accepted, and never passed on either).
-fn backend_uri(base: &str, query: &str) -> Option<Uri> {
-    let query = without_access_token(query);
-    let url = match (query.is_empty(), base.contains('?')) {
-        (true, _) => base.to_owned(),
-        (false, true) => format!("{base}&{query}"),
-        (false, false) => format!("{base}?{query}"),
-    };
-    url.parse::<Uri>().ok()
-}
-
-fn without_access_token(query: &str) -> String {
-    if !query.contains("access_token") {
-        return query.to_owned();
-    }
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some("access_token"))
-        .collect::<Vec<_>>()
-        .join("&")
+/// Whatever of a `len`-byte body has already arrived, without waiting for more.
+async fn arrived(payload: &mut web::Payload, len: u64) -> Result<Bytes, ProxyError> {
+    let mut first: Option<Bytes> = None;
+    let mut joined: Option<BytesMut> = None;
+    let mut got = 0u64;
+    poll_fn(|cx| {
+        while got < len {
+            match Pin::new(&mut *payload).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    got += chunk.len() as u64;
+                    match (&mut joined, first.take()) {
+                        (Some(joined), _) => joined.extend_from_slice(&chunk),
+                        (None, None) => first = Some(chunk),
+                        (None, Some(earlier)) => {
+                            let mut both = BytesMut::with_capacity(len.min(1 << 20) as usize);
+                            both.extend_from_slice(&earlier);
+                            both.extend_from_slice(&chunk);
+                            joined = Some(both);
+                        }
+                    }
+                }
+                Poll::Ready(Some(Err(err))) => {
+                    log::debug!("request body failed: {err}");
+                    return Poll::Ready(Err(ProxyError::BadRequest("the request body could not be read")));
+                }
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+        Poll::Ready(Ok(()))
+    })
+    .await?;
+    Ok(match joined {
+        Some(joined) => joined.freeze(),
+        None => first.unwrap_or_default(),
+    })
 }
 
 /// How the client framed its body; the backend gets the same framing.
@@ -155,13 +155,13 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// The backend's status, headers and body, streamed. A client that goes away drops this body,
-/// which drops the backend response and closes its connection.
-fn stream_back(res: awc::ClientResponse) -> HttpResponse {
-    let mut builder = HttpResponse::build(res.status());
-    for (name, value) in headers::response_headers(res.headers()) {
+/// which closes the backend connection.
+fn stream_back(head: ResponseHead, body: ResponseBody) -> HttpResponse {
+    let mut builder = HttpResponse::build(head.status);
+    for (name, value) in headers::response_headers(&head.headers) {
         builder.append_header((name.clone(), value.clone()));
     }
-    if headers::is_event_stream(res.headers()) {
+    if headers::is_event_stream(&head.headers) {
         // Tell buffering reverse proxies in front of the gateway to pass each event on.
         builder.insert_header((
             header::HeaderName::from_static("x-accel-buffering"),
@@ -169,26 +169,15 @@ fn stream_back(res: awc::ClientResponse) -> HttpResponse {
         ));
         builder.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")));
     }
-    match content_length(res.headers()) {
-        Some(len) => builder.body(SizedStream::new(len, res)),
-        None => builder.streaming(res),
+    match content_length(&head.headers) {
+        Some(len) => builder.body(SizedStream::new(len, body)),
+        None => builder.streaming(body),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn query_is_appended_without_access_token() {
-        let uri = backend_uri("http://b:1/mcp", "a=1&access_token=x&b=2");
-        assert_eq!(uri.map(|u| u.to_string()).as_deref(), Some("http://b:1/mcp?a=1&b=2"));
-        let uri = backend_uri("http://b:1/mcp?k=v", "a=1");
-        assert_eq!(uri.map(|u| u.to_string()).as_deref(), Some("http://b:1/mcp?k=v&a=1"));
-        let uri = backend_uri("http://b:1/mcp", "access_token=x");
-        assert_eq!(uri.map(|u| u.to_string()).as_deref(), Some("http://b:1/mcp"));
-        assert!(backend_uri("not a uri", "").is_none());
-    }
 
     #[test]
     fn body_framing_follows_the_client() {

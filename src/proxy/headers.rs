@@ -55,8 +55,27 @@ fn dropped_from_request(name: &str, listed: &[String]) -> bool {
         || listed.iter().any(|l| l == name)
 }
 
+/// Where outgoing request headers go: the request head being built (a list, in order) or a
+/// `HeaderMap`.
+pub trait HeaderSink {
+    /// Adds one header line.
+    fn add(&mut self, name: HeaderName, value: HeaderValue);
+}
+
+impl HeaderSink for Vec<(HeaderName, HeaderValue)> {
+    fn add(&mut self, name: HeaderName, value: HeaderValue) {
+        self.push((name, value));
+    }
+}
+
+impl HeaderSink for HeaderMap {
+    fn add(&mut self, name: HeaderName, value: HeaderValue) {
+        self.append(name, value);
+    }
+}
+
 /// Copies the client's headers that may reach the backend into `out`.
-pub fn copy_request_headers(incoming: &HeaderMap, out: &mut HeaderMap) {
+pub fn copy_request_headers(incoming: &HeaderMap, out: &mut impl HeaderSink) {
     let listed = connection_listed(incoming);
     for (name, value) in incoming.iter() {
         if dropped_from_request(name.as_str(), &listed) {
@@ -64,11 +83,11 @@ pub fn copy_request_headers(incoming: &HeaderMap, out: &mut HeaderMap) {
         }
         if name == header::COOKIE {
             if let Some(kept) = without_gateway_cookies(value) {
-                out.append(header::COOKIE, kept);
+                out.add(header::COOKIE, kept);
             }
             continue;
         }
-        out.append(name.clone(), value.clone());
+        out.add(name.clone(), value.clone());
     }
 }
 
@@ -96,7 +115,7 @@ fn is_gateway_cookie(pair: &[u8]) -> bool {
 }
 
 /// Adds `x-user-*` from the token's claims; a header whose claim is absent is left out.
-pub fn add_user_headers(claims: &AccessClaims, out: &mut HeaderMap) {
+pub fn add_user_headers(claims: &AccessClaims, out: &mut impl HeaderSink) {
     let fields = [
         ("x-user-id", Some(claims.sub.as_str())),
         ("x-user-email", claims.email.as_deref()),
@@ -106,7 +125,7 @@ pub fn add_user_headers(claims: &AccessClaims, out: &mut HeaderMap) {
     ];
     for (name, value) in fields {
         if let Some(value) = value.and_then(header_value) {
-            out.insert(HeaderName::from_static(name), value);
+            out.add(HeaderName::from_static(name), value);
         }
     }
 }
@@ -147,7 +166,12 @@ impl ForwardedOrigin {
 
 /// `X-Forwarded-For` (the client's chain plus the peer), and `X-Forwarded-Proto` /
 /// `X-Forwarded-Host` from `origin`.
-pub fn add_forwarded(incoming: &HeaderMap, peer: Option<IpAddr>, origin: &ForwardedOrigin, out: &mut HeaderMap) {
+pub fn add_forwarded(
+    incoming: &HeaderMap,
+    peer: Option<IpAddr>,
+    origin: &ForwardedOrigin,
+    out: &mut impl HeaderSink,
+) {
     let mut forwarded_for = String::new();
     for hop in incoming.get_all(header::X_FORWARDED_FOR).filter_map(|v| v.to_str().ok()) {
         if !forwarded_for.is_empty() {
@@ -163,13 +187,13 @@ pub fn add_forwarded(incoming: &HeaderMap, peer: Option<IpAddr>, origin: &Forwar
         let _ = write!(forwarded_for, "{peer}");
     }
     if let Some(v) = header_value(&forwarded_for) {
-        out.insert(header::X_FORWARDED_FOR, v);
+        out.add(header::X_FORWARDED_FOR, v);
     }
     if let Some(v) = &origin.proto {
-        out.insert(HeaderName::from_static("x-forwarded-proto"), v.clone());
+        out.add(HeaderName::from_static("x-forwarded-proto"), v.clone());
     }
     if let Some(v) = &origin.host {
-        out.insert(HeaderName::from_static("x-forwarded-host"), v.clone());
+        out.add(HeaderName::from_static("x-forwarded-host"), v.clone());
     }
 }
 

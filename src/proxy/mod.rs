@@ -9,6 +9,7 @@
 //! the user. CORS preflights never get here: the CORS middleware answers them.
 
 pub mod auth;
+pub mod client;
 pub mod error;
 pub mod forward;
 pub mod headers;
@@ -17,36 +18,52 @@ pub mod session;
 pub mod stepup;
 
 use std::cell::OnceCell;
+use std::collections::HashMap;
+use std::rc::Rc;
 
 use actix_web::http::header::HeaderMap;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use self::auth::TokenCache;
+use self::client::{BackendUrl, Pool};
 use self::error::ProxyError;
 use self::forward::{Body, Target};
 use self::headers::ForwardedOrigin;
 use self::session::Verdict;
-use crate::config::ServiceSettings;
+use crate::config::{ServiceSettings, Settings};
 use crate::oauth::model::AccessClaims;
 use crate::state::AppState;
 
 /// The MCP session header (lower case, as `HeaderMap` lookups want it).
 const MCP_SESSION_ID: &str = "mcp-session-id";
 
-/// What each worker keeps for the proxy: its backend client, its verified-token cache, and
-/// what is derived from the settings once rather than per request. One per worker (created
+/// What each worker keeps for the proxy: its backend connections, its verified-token cache,
+/// and what is derived from the settings once rather than per request. One per worker (created
 /// inside the `HttpServer` factory), so the hot path shares no locks between threads.
+#[derive(Default)]
 struct Worker {
-    client: awc::Client,
+    pool: Rc<Pool>,
     cache: TokenCache,
-    origin: OnceCell<ForwardedOrigin>,
+    prepared: OnceCell<Prepared>,
+}
+
+/// Derived from the settings on a worker's first proxied request.
+struct Prepared {
+    origin: ForwardedOrigin,
+    backends: HashMap<String, Option<BackendUrl>>,
+}
+
+impl Prepared {
+    fn new(settings: &Settings) -> Self {
+        let backends =
+            settings.mcp_services.iter().map(|(id, s)| (id.clone(), BackendUrl::parse(&s.url).ok())).collect();
+        Prepared { origin: ForwardedOrigin::from_issuer(&settings.issuer), backends }
+    }
 }
 
 /// Registers `/{service}/mcp`. Runs once per worker.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    let worker =
-        Worker { client: forward::backend_client(), cache: TokenCache::default(), origin: OnceCell::new() };
-    cfg.service(web::resource("/{service}/mcp").app_data(web::Data::new(worker)).to(proxy));
+    cfg.service(web::resource("/{service}/mcp").app_data(web::Data::new(Worker::default())).to(proxy));
 }
 
 async fn proxy(
@@ -67,9 +84,10 @@ async fn proxy(
         Some(claims) => admit(&req, payload, id, service, &state, claims).await?,
         None => Body::Stream(payload),
     };
-    let origin = worker.origin.get_or_init(|| ForwardedOrigin::from_issuer(&settings.issuer));
-    let target = Target { id, service, origin };
-    let res = forward::forward(&worker.client, &req, body, &target, user.as_deref()).await?;
+    let prepared = worker.prepared.get_or_init(|| Prepared::new(settings));
+    let backend = prepared.backends.get(id).and_then(Option::as_ref);
+    let target = Target { id, service, backend, origin: &prepared.origin };
+    let res = forward::forward(&worker.pool, &req, body, &target, user.as_deref()).await?;
     if let Some(claims) = &user {
         bind_new_session(res.headers(), id, &state, claims).await;
     }
