@@ -18,6 +18,8 @@
 FROM rust:1-slim-bookworm AS builder
 WORKDIR /build
 COPY Cargo.toml Cargo.lock ./
+# Build settings (the allocator's defaults).
+COPY .cargo ./.cargo
 COPY src ./src
 # Templates compiled into the binary (include_str!).
 COPY static ./static

@@ -100,7 +100,7 @@ build() {
         >"$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log" >&2; die "build failed"; }
 }
 
-BIN_DIR() { echo "$ROOT/target/$PROFILE"; }
+BIN_DIR() { echo "${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE"; }
 GATEWAY_BIN() { echo "$(BIN_DIR)/mcp-gateway"; }
 EX() { echo "$(BIN_DIR)/examples/$1"; }
 

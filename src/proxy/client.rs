@@ -410,7 +410,14 @@ where
             if parsed.status.is_informational() {
                 continue;
             }
-            return Ok((conn, parsed, buf.freeze()));
+            // What came with the head is kept on its own when small, so the head's buffer is
+            // freed now rather than when the body is done (an SSE stream may stay open).
+            let rest = match buf.len() {
+                0 => Bytes::new(),
+                n if n <= 1024 => Bytes::copy_from_slice(&buf),
+                _ => buf.freeze(),
+            };
+            return Ok((conn, parsed, rest));
         }
         if buf.len() > MAX_HEAD {
             return Err(ClientError::Malformed("response head too large").into());
@@ -698,17 +705,33 @@ impl ResponseBody {
                 }
                 let n = (*remaining).min(self.buffered.len() as u64);
                 *remaining -= n;
-                Ok(Some(self.buffered.split_to(n as usize)))
+                Ok(Some(take_front(&mut self.buffered, n as usize)))
             }
             Framing::UntilClose => {
                 Ok(if self.buffered.is_empty() { None } else { Some(std::mem::take(&mut self.buffered)) })
             }
-            Framing::Chunked(state) => match decode_chunked(state, &mut self.buffered)? {
-                Decoded::Data(data) => Ok(Some(data)),
-                Decoded::NeedMore | Decoded::Done => Ok(None),
-            },
+            Framing::Chunked(state) => {
+                let decoded = decode_chunked(state, &mut self.buffered)?;
+                if self.buffered.is_empty() {
+                    // An empty `Bytes` still holds its buffer alive (the 4 KiB the head was
+                    // read into): let it go, an open stream may idle for hours.
+                    self.buffered = Bytes::new();
+                }
+                match decoded {
+                    Decoded::Data(data) => Ok(Some(data)),
+                    Decoded::NeedMore | Decoded::Done => Ok(None),
+                }
+            }
         }
     }
+}
+
+/// The first `n` bytes of `buf`; an emptied `buf` lets go of its buffer.
+fn take_front(buf: &mut Bytes, n: usize) -> Bytes {
+    if n == buf.len() {
+        return std::mem::take(buf);
+    }
+    buf.split_to(n)
 }
 
 impl Stream for ResponseBody {
