@@ -149,6 +149,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(index))
         .route("/health", web::get().to(health))
         .route("/services", web::get().to(list_services))
-        .route("/services/{id}", web::get().to(one_service))
+        // A scope: proxied requests skip the pattern after a prefix check.
+        .service(web::scope("/services").route("/{id}", web::get().to(one_service)))
         .route("/static/style.css", web::get().to(stylesheet));
 }

@@ -203,13 +203,18 @@ async fn unknown_well_known() -> HttpResponse {
     not_found("unknown discovery document")
 }
 
-/// Registers the discovery routes; the catch-all comes last so it only takes what the others
-/// did not (and keeps `/.well-known/mcp` away from the proxy's `/{service}/mcp`).
+/// Registers the discovery routes under one `/.well-known` scope: a plain prefix check keeps
+/// every other request (the proxy's above all) from running these patterns. The catch-all
+/// comes last so it only takes what the others did not (and keeps `/.well-known/mcp` away from
+/// the proxy's `/{service}/mcp`).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/.well-known/oauth-authorization-server", web::get().to(authorization_server))
-        .route("/.well-known/openid-configuration", web::get().to(openid_configuration))
-        .route("/.well-known/jwks.json", web::get().to(jwks))
-        .route("/.well-known/oauth-protected-resource", web::get().to(protected_resource_root))
-        .route("/.well-known/oauth-protected-resource/{id}/mcp", web::get().to(protected_resource))
-        .route("/.well-known/{tail:.*}", web::to(unknown_well_known));
+    cfg.service(
+        web::scope("/.well-known")
+            .route("/oauth-authorization-server", web::get().to(authorization_server))
+            .route("/openid-configuration", web::get().to(openid_configuration))
+            .route("/jwks.json", web::get().to(jwks))
+            .route("/oauth-protected-resource", web::get().to(protected_resource_root))
+            .route("/oauth-protected-resource/{id}/mcp", web::get().to(protected_resource))
+            .route("/{tail:.*}", web::to(unknown_well_known)),
+    );
 }

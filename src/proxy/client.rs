@@ -257,9 +257,12 @@ impl Pool {
 
     fn tls_connector(&self) -> &tokio_rustls::TlsConnector {
         self.tls.get_or_init(|| {
-            let roots = tokio_rustls::rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            let mut config =
-                tokio_rustls::rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+            let roots = tokio_rustls::rustls::RootCertStore::from_iter(
+                webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
+            );
+            let mut config = tokio_rustls::rustls::ClientConfig::builder()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
             config.alpn_protocols = vec![b"http/1.1".to_vec()];
             tokio_rustls::TlsConnector::from(Arc::new(config))
         })
@@ -367,9 +370,9 @@ where
             write_two(&mut conn, head, &ready).await.map_err(ClientError::Io)?;
             let mut sent = ready.len() as u64;
             while sent < len {
-                let chunk = next_chunk(&mut rest).await?.ok_or_else(|| {
-                    ClientError::RequestBody(format!("ended after {sent} of {len} bytes"))
-                })?;
+                let chunk = next_chunk(&mut rest)
+                    .await?
+                    .ok_or_else(|| ClientError::RequestBody(format!("ended after {sent} of {len} bytes")))?;
                 let take = chunk.len().min((len - sent) as usize);
                 conn.write_all(&chunk[..take]).await.map_err(ClientError::Io)?;
                 sent += take as u64;
@@ -502,14 +505,17 @@ fn parse_head(buf: &[u8]) -> Result<Option<(ParsedHead, usize)>, ClientError> {
         Err(httparse::Error::TooManyHeaders) => return Err(ClientError::Malformed("too many headers")),
         Err(_) => return Err(ClientError::Malformed("invalid response head")),
     };
-    let status =
-        res.code.and_then(|c| StatusCode::from_u16(c).ok()).ok_or(ClientError::Malformed("invalid status"))?;
+    let status = res
+        .code
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or(ClientError::Malformed("invalid status"))?;
     let mut headers = HeaderMap::with_capacity(res.headers.len());
     let mut keep_alive = res.version == Some(1);
     let mut chunked = false;
     let mut length: Option<u64> = None;
     for h in res.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| ClientError::Malformed("header name"))?;
+        let name =
+            HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| ClientError::Malformed("header name"))?;
         let value = HeaderValue::from_bytes(h.value).map_err(|_| ClientError::Malformed("header value"))?;
         if name == actix_web::http::header::CONNECTION {
             keep_alive &= !has_token(h.value, "close");
@@ -593,20 +599,32 @@ enum Framing {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Chunk {
     /// Reading the hex chunk size.
-    Size { size: u64, digits: u8 },
+    Size {
+        size: u64,
+        digits: u8,
+    },
     /// Skipping a chunk extension (`len` bytes so far).
-    Ext { size: u64, len: usize },
+    Ext {
+        size: u64,
+        len: usize,
+    },
     /// Expecting the LF that ends the size line.
-    SizeLf { size: u64 },
+    SizeLf {
+        size: u64,
+    },
     /// This many data bytes remain in the chunk.
     Data(u64),
     /// Expecting CR LF after the data.
     DataCr,
     DataLf,
     /// At the start of a trailer line (`len` trailer bytes so far).
-    TrailerStart { len: usize },
+    TrailerStart {
+        len: usize,
+    },
     /// Inside a trailer line.
-    Trailer { len: usize },
+    Trailer {
+        len: usize,
+    },
     /// Expecting the LF of the final empty line.
     EndLf,
     /// The body is complete.
@@ -651,7 +669,9 @@ fn decode_chunked(state: &mut Chunk, buf: &mut Bytes) -> Result<Decoded, ClientE
             (Chunk::Size { size, digits }, b';' | b' ' | b'\t') if digits > 0 => Chunk::Ext { size, len: 0 },
             (Chunk::Size { size, digits }, b'\r') if digits > 0 => Chunk::SizeLf { size },
             (Chunk::Ext { size, .. }, b'\r') => Chunk::SizeLf { size },
-            (Chunk::Ext { size, len }, b) if b != b'\n' && len < MAX_CHUNK_META => Chunk::Ext { size, len: len + 1 },
+            (Chunk::Ext { size, len }, b) if b != b'\n' && len < MAX_CHUNK_META => {
+                Chunk::Ext { size, len: len + 1 }
+            }
             (Chunk::SizeLf { size: 0 }, b'\n') => Chunk::TrailerStart { len: 0 },
             (Chunk::SizeLf { size }, b'\n') => Chunk::Data(size),
             (Chunk::DataCr, b'\r') => Chunk::DataLf,
@@ -838,8 +858,9 @@ mod tests {
             .expect("complete");
         assert!(matches!(head.framing, Framing::Chunked(_)) && head.keep_alive);
 
-        let (head, _) =
-            parse_head(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n").expect("ok").expect("c");
+        let (head, _) = parse_head(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n")
+            .expect("ok")
+            .expect("c");
         assert!(!head.keep_alive);
         let (head, _) = parse_head(b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n").expect("ok").expect("c");
         assert!(!head.keep_alive);

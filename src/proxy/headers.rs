@@ -133,6 +133,14 @@ pub fn add_user_headers(claims: &AccessClaims, out: &mut impl HeaderSink) {
 /// `value` as a header value, control characters dropped (a display name from an upstream
 /// provider must not fail the request or split a header). `None` when nothing is left.
 fn header_value(value: &str) -> Option<HeaderValue> {
+    // Fast path: already clean (the usual case), so no copy to filter.
+    let bytes = value.as_bytes();
+    if bytes.iter().all(|b| *b >= 0x20 && *b != 0x7f)
+        && bytes.first().is_some_and(|b| !b.is_ascii_whitespace())
+        && bytes.last().is_some_and(|b| !b.is_ascii_whitespace())
+    {
+        return HeaderValue::from_str(value).ok();
+    }
     let clean: Vec<u8> = value.bytes().filter(|b| *b >= 0x20 && *b != 0x7f).collect();
     let clean = clean.trim_ascii();
     if clean.is_empty() {

@@ -55,8 +55,11 @@ struct Prepared {
 
 impl Prepared {
     fn new(settings: &Settings) -> Self {
-        let backends =
-            settings.mcp_services.iter().map(|(id, s)| (id.clone(), BackendUrl::parse(&s.url).ok())).collect();
+        let backends = settings
+            .mcp_services
+            .iter()
+            .map(|(id, s)| (id.clone(), BackendUrl::parse(&s.url).ok()))
+            .collect();
         Prepared { origin: ForwardedOrigin::from_issuer(&settings.issuer), backends }
     }
 }
