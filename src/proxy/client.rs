@@ -149,14 +149,17 @@ enum Conn {
 
 impl Conn {
     /// Whether an idle connection can carry another request: the backend has neither closed it
-    /// nor sent anything unasked. No system call unless the socket was reported readable.
+    /// nor sent anything unasked. No system call unless the socket was reported readable. A TLS
+    /// connection is not probed (a byte read past TLS would break its record stream; a server
+    /// may send session tickets late): the retry covers it.
     fn is_reusable(&self) -> bool {
-        let tcp = match self {
-            Conn::Plain(tcp) => tcp,
-            Conn::Tls(tls) => tls.get_ref().0,
-        };
-        let mut probe = [0u8; 1];
-        matches!(tcp.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        match self {
+            Conn::Plain(tcp) => {
+                let mut probe = [0u8; 1];
+                matches!(tcp.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+            Conn::Tls(_) => true,
+        }
     }
 }
 
@@ -543,9 +546,6 @@ fn parse_head(buf: &[u8]) -> Result<Option<(ParsedHead, usize)>, ClientError> {
             None => Framing::UntilClose,
         }
     };
-    if matches!(framing, Framing::UntilClose) {
-        keep_alive = false;
-    }
     Ok(Some((ParsedHead { status, headers, keep_alive, framing }, len)))
 }
 
@@ -575,11 +575,13 @@ fn finish(
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
     let framing = if no_body { Framing::Length(0) } else { parsed.framing };
+    // A body that ends with the connection leaves nothing to reuse.
+    let keep_alive = parsed.keep_alive && framing != Framing::UntilClose;
     let mut body = ResponseBody {
         conn: Some(conn),
         pool: Rc::clone(pool),
         origin: url.origin.clone(),
-        keep_alive: parsed.keep_alive,
+        keep_alive,
         buffered: rest,
         framing,
     };
@@ -865,7 +867,7 @@ mod tests {
         let (head, _) = parse_head(b"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n").expect("ok").expect("c");
         assert!(!head.keep_alive);
         let (head, _) = parse_head(b"HTTP/1.1 200 OK\r\n\r\n").expect("ok").expect("c");
-        assert_eq!((head.framing, head.keep_alive), (Framing::UntilClose, false));
+        assert_eq!(head.framing, Framing::UntilClose);
 
         assert!(parse_head(b"HTTP/1.1 200 OK\r\nContent-Le").expect("partial").is_none());
         for bad in [

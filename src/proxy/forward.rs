@@ -71,7 +71,7 @@ pub async fn forward(
         (RequestBody::None, _) => client::RequestBody::None,
         (_, Body::Buffered(bytes)) => client::RequestBody::Full(bytes),
         (RequestBody::Sized(len), Body::Stream(mut payload)) => {
-            let ready = arrived(&mut payload, len).await?;
+            let ready = arrived(&mut payload, len, len <= WHOLE_BODY_LIMIT).await?;
             match ready.len() as u64 == len {
                 true => client::RequestBody::Full(ready),
                 false => client::RequestBody::Sized { len, ready, rest: payload },
@@ -94,8 +94,13 @@ pub async fn forward(
     Ok(stream_back(head, body))
 }
 
-/// Whatever of a `len`-byte body has already arrived, without waiting for more.
-async fn arrived(payload: &mut web::Payload, len: u64) -> Result<Bytes, ProxyError> {
+/// Sized request bodies up to this many bytes (every ordinary MCP message) are read whole
+/// before they are sent: they go out with the head in one write, and can be sent again when a
+/// reused backend connection turns out closed. Larger ones stream as they arrive.
+const WHOLE_BODY_LIMIT: u64 = 64 * 1024;
+
+/// What of a `len`-byte body has arrived: all of it when `whole`, else without waiting.
+async fn arrived(payload: &mut web::Payload, len: u64, whole: bool) -> Result<Bytes, ProxyError> {
     let mut first: Option<Bytes> = None;
     let mut joined: Option<BytesMut> = None;
     let mut got = 0u64;
@@ -119,7 +124,9 @@ async fn arrived(payload: &mut web::Payload, len: u64) -> Result<Bytes, ProxyErr
                     log::debug!("request body failed: {err}");
                     return Poll::Ready(Err(ProxyError::BadRequest("the request body could not be read")));
                 }
-                Poll::Ready(None) | Poll::Pending => break,
+                Poll::Ready(None) => break,
+                Poll::Pending if whole => return Poll::Pending,
+                Poll::Pending => break,
             }
         }
         Poll::Ready(Ok(()))

@@ -22,3 +22,4 @@ mod smoke;
 mod stepup;
 mod token;
 mod upstream;
+mod wire;

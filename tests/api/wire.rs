@@ -1,0 +1,216 @@
+//! The proxy's backend client on the wire: response framings (chunked, close-delimited, no
+//! body) and keep-alive reuse, against scripted raw-TCP backends that write exactly the bytes a
+//! test gives them.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::helpers::TestApp;
+use crate::proxy::{gateway, service, token_for};
+
+/// What the backend does with one request: write these pieces (pausing between them so they
+/// arrive in separate reads), then close the connection or wait for the next request.
+struct Reply {
+    pieces: Vec<&'static [u8]>,
+    close: bool,
+}
+
+/// A backend answering per `script(connection index, request index on that connection)`.
+struct Wire {
+    port: u16,
+    accepted: Arc<AtomicUsize>,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl Wire {
+    async fn start(script: fn(usize, usize) -> Reply) -> Wire {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (acc, reqs) = (accepted.clone(), requests.clone());
+        actix_web::rt::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let conn = acc.fetch_add(1, Ordering::SeqCst);
+                let reqs = reqs.clone();
+                actix_web::rt::spawn(serve(sock, conn, script, reqs));
+            }
+        });
+        Wire { port, accepted, requests }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+async fn serve(
+    mut sock: TcpStream,
+    conn: usize,
+    script: fn(usize, usize) -> Reply,
+    requests: Arc<Mutex<Vec<String>>>,
+) {
+    let mut buf = Vec::new();
+    for n in 0.. {
+        let Some(request) = read_request(&mut sock, &mut buf).await else {
+            return;
+        };
+        requests.lock().unwrap().push(request);
+        let reply = script(conn, n);
+        for (i, piece) in reply.pieces.iter().enumerate() {
+            if i > 0 {
+                actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+            }
+            if sock.write_all(piece).await.is_err() {
+                return;
+            }
+        }
+        if reply.close {
+            return;
+        }
+    }
+}
+
+/// One request (head and `Content-Length` body) as text; `None` when the peer closed.
+async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                let request: Vec<u8> = buf.drain(..end + 4 + len).collect();
+                return Some(String::from_utf8_lossy(&request).into_owned());
+            }
+        }
+        let n = sock.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+async fn wire_gateway(wire: &Wire) -> TestApp {
+    let url = wire.url();
+    gateway(|s| {
+        s.mcp_services.insert("svc".into(), service(url));
+    })
+    .await
+}
+
+/// POSTs a small JSON-RPC body; the status and the body as text.
+async fn call(app: &TestApp) -> (u16, String) {
+    let mut res = app
+        .client()
+        .post(app.url("/svc/mcp"))
+        .insert_header(("Authorization", format!("Bearer {}", token_for(app, "svc"))))
+        .insert_header(("Content-Type", "application/json"))
+        .send_body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .await
+        .expect("request");
+    let body = res.body().await.expect("body");
+    (res.status().as_u16(), String::from_utf8_lossy(&body).into_owned())
+}
+
+#[actix_web::test]
+async fn chunked_responses_are_decoded_across_reads_and_the_connection_is_reused() {
+    let wire = Wire::start(|_, _| Reply {
+        pieces: vec![
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n5;ext=1\r\n{\"a\":",
+            b"\r\n3\r\n1}\n\r\n0\r\nx-trailer: t\r\n",
+            b"\r\n",
+        ],
+        close: false,
+    })
+    .await;
+    let app = wire_gateway(&wire).await;
+    for _ in 0..3 {
+        assert_eq!(call(&app).await, (200, "{\"a\":1}\n".to_owned()));
+    }
+    assert_eq!(wire.accepted(), 1, "one keep-alive connection carries all three");
+    let requests = wire.requests.lock().unwrap().clone();
+    assert!(requests[0].starts_with("POST /mcp HTTP/1.1\r\n"), "{}", requests[0]);
+    assert!(requests[0].contains("content-length: 40\r\n"), "{}", requests[0]);
+    assert!(requests[0].ends_with(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#), "{}", requests[0]);
+    assert!(!requests[0].to_ascii_lowercase().contains("authorization"), "{}", requests[0]);
+}
+
+#[actix_web::test]
+async fn a_body_delimited_by_close_arrives_whole_and_its_connection_is_not_reused() {
+    let wire = Wire::start(|_, _| Reply {
+        pieces: vec![b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nhello ", b"world"],
+        close: true,
+    })
+    .await;
+    let app = wire_gateway(&wire).await;
+    assert_eq!(call(&app).await, (200, "hello world".to_owned()));
+    assert_eq!(call(&app).await, (200, "hello world".to_owned()));
+    assert_eq!(wire.accepted(), 2);
+}
+
+#[actix_web::test]
+async fn a_pooled_connection_the_backend_closed_is_not_used() {
+    // Keep-alive by the protocol's default, but the backend closes right after answering.
+    let wire = Wire::start(|_, _| Reply {
+        pieces: vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"],
+        close: true,
+    })
+    .await;
+    let app = wire_gateway(&wire).await;
+    for _ in 0..3 {
+        assert_eq!(call(&app).await, (200, "ok".to_owned()));
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(wire.accepted(), 3);
+}
+
+#[actix_web::test]
+async fn a_request_is_sent_again_when_a_reused_connection_breaks_before_any_answer() {
+    // Each connection answers its first request, then drops the next one unanswered (the race
+    // of a backend closing an idle connection just as the gateway reuses it).
+    let wire = Wire::start(|_, n| match n {
+        0 => Reply { pieces: vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"], close: false },
+        _ => Reply { pieces: vec![], close: true },
+    })
+    .await;
+    let app = wire_gateway(&wire).await;
+    for _ in 0..3 {
+        assert_eq!(call(&app).await, (200, "ok".to_owned()));
+    }
+    assert_eq!(wire.accepted(), 3, "every retry opened a new connection");
+}
+
+#[actix_web::test]
+async fn no_content_has_no_body_and_keeps_the_connection() {
+    let wire = Wire::start(|_, _| Reply {
+        pieces: vec![b"HTTP/1.1 204 No Content\r\nmcp-session-id: s-1\r\n\r\n"],
+        close: false,
+    })
+    .await;
+    let app = wire_gateway(&wire).await;
+    assert_eq!(call(&app).await, (204, String::new()));
+    assert_eq!(call(&app).await, (204, String::new()));
+    assert_eq!(wire.accepted(), 1);
+}
+
+#[actix_web::test]
+async fn a_malformed_response_is_502() {
+    let wire = Wire::start(|_, _| Reply { pieces: vec![b"this is not http\r\n\r\n"], close: true }).await;
+    let app = wire_gateway(&wire).await;
+    let (status, body) = call(&app).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("'svc'"), "{body}");
+}
