@@ -719,7 +719,7 @@ impl ResponseBody {
     }
 
     /// The next piece of body from what is already buffered, if any.
-    fn from_buffer(&mut self) -> Result<Option<Bytes>, ClientError> {
+    fn next_buffered(&mut self) -> Result<Option<Bytes>, ClientError> {
         match &mut self.framing {
             Framing::Length(remaining) => {
                 if self.buffered.is_empty() || *remaining == 0 {
@@ -762,7 +762,7 @@ impl Stream for ResponseBody {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
-            match this.from_buffer() {
+            match this.next_buffered() {
                 Ok(Some(data)) => {
                     this.release_if_done();
                     return Poll::Ready(Some(Ok(data)));

@@ -622,8 +622,9 @@ async fn unreachable_backend_is_502_naming_the_service() {
     assert!(!text.contains(&closed_port.to_string()), "backend address leaked: {text}");
 }
 
-/// awc's connector allows 100 connections per host by default; long-lived streams beyond that
-/// would wait for a free connection. 150 concurrent streams must all get their head at once.
+/// The backend connections are not capped per host (general-purpose clients often allow 100):
+/// long-lived streams beyond a cap would wait for a free connection. 150 concurrent streams
+/// must all get their head at once.
 #[actix_web::test]
 async fn more_than_100_concurrent_streams_all_start() {
     let backend = TestBackend::start().await;
