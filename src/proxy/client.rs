@@ -14,6 +14,7 @@
 //! noticed before reuse, and a request whose body is known in full is retried once on a new
 //! connection when a reused one fails before any response byte.
 
+use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -82,7 +83,8 @@ pub struct Origin {
 /// A service's backend URL, parsed once.
 #[derive(Debug)]
 pub struct BackendUrl {
-    origin: Origin,
+    /// Shared with the response bodies that hand their connection back to the pool.
+    origin: Rc<Origin>,
     /// `Host` header value (the URL's host, and its port unless it is the scheme's default).
     authority: HeaderValue,
     /// Path and query of the URL, as the request target.
@@ -115,17 +117,17 @@ impl BackendUrl {
             target.push('?');
             target.push_str(q);
         }
-        Ok(Self { origin: Origin { tls, host, port }, authority, target })
+        Ok(Self { origin: Rc::new(Origin { tls, host, port }), authority, target })
     }
 
     /// The request target with the client's query appended, minus any `access_token`
     /// parameter (a token in the query is never accepted, and never passed on either).
-    pub fn target_with(&self, client_query: &str) -> String {
+    pub fn target_with(&self, client_query: &str) -> Cow<'_, str> {
         let query = without_access_token(client_query);
         match (query.is_empty(), self.target.contains('?')) {
-            (true, _) => self.target.clone(),
-            (false, true) => format!("{}&{query}", self.target),
-            (false, false) => format!("{}?{query}", self.target),
+            (true, _) => Cow::Borrowed(&self.target),
+            (false, true) => Cow::Owned(format!("{}&{query}", self.target)),
+            (false, false) => Cow::Owned(format!("{}?{query}", self.target)),
         }
     }
 }
@@ -195,11 +197,14 @@ impl AsyncWrite for Conn {
     }
 }
 
+/// One backend's idle connections with the time each was returned, oldest first.
+type IdleQueue = VecDeque<(Conn, Instant)>;
+
 /// Idle keep-alive connections of one worker, by backend. Shared (`Rc`) with the response
 /// bodies that hand their connection back.
 #[derive(Default)]
 pub struct Pool {
-    idle: RefCell<HashMap<Origin, VecDeque<(Conn, Instant)>>>,
+    idle: RefCell<HashMap<Rc<Origin>, IdleQueue>>,
     tls: OnceCell<tokio_rustls::TlsConnector>,
 }
 
@@ -222,7 +227,7 @@ impl Pool {
         None
     }
 
-    fn put(&self, origin: &Origin, conn: Conn) {
+    fn put(&self, origin: &Rc<Origin>, conn: Conn) {
         let mut idle = self.idle.borrow_mut();
         let queue = match idle.get_mut(origin) {
             Some(queue) => queue,
@@ -316,24 +321,18 @@ where
 {
     let head = encode_head(&req, url, &body);
     let no_body = *req.method == Method::HEAD;
-    let mut body = Some(body);
+    let mut body = body;
     // A pooled connection the backend closed between our check and its write fails before any
     // response byte: a body known in full is then sent once more on a new connection.
     if let Some(conn) = pool.take(&url.origin) {
-        let replay = match &body {
-            Some(RequestBody::None) => Some(Bytes::new()),
-            Some(RequestBody::Full(b)) => Some(b.clone()),
-            _ => None,
-        };
         match exchange(conn, &head, &mut body).await {
             Ok((conn, response_head, rest)) => {
                 return Ok(finish(pool, url, conn, response_head, rest, no_body));
             }
-            Err(Failure { err, retryable: true }) if replay.is_some() => {
+            Err(Failure { err, retryable: true })
+                if matches!(body, RequestBody::None | RequestBody::Full(_)) =>
+            {
                 log::debug!("pooled backend connection failed ({err}), retrying on a new one");
-                if let Some(bytes) = replay {
-                    body = Some(if bytes.is_empty() { RequestBody::None } else { RequestBody::Full(bytes) });
-                }
             }
             Err(Failure { err, .. }) => return Err(err),
         }
@@ -359,21 +358,23 @@ impl From<ClientError> for Failure {
 async fn exchange<S, E>(
     mut conn: Conn,
     head: &BytesMut,
-    body: &mut Option<RequestBody<S>>,
+    body: &mut RequestBody<S>,
 ) -> Result<(Conn, ParsedHead, Bytes), Failure>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
     let retryable = |err: io::Error| Failure { err: ClientError::Io(err), retryable: true };
-    match body.take() {
-        None | Some(RequestBody::None) => conn.write_all(head).await.map_err(retryable)?,
-        Some(RequestBody::Full(bytes)) => write_two(&mut conn, head, &bytes).await.map_err(retryable)?,
-        Some(RequestBody::Sized { len, ready, mut rest }) => {
-            write_two(&mut conn, head, &ready).await.map_err(ClientError::Io)?;
+    // A streamed body is consumed as it is sent; `None` and `Full` stay for a retry.
+    match body {
+        RequestBody::None => conn.write_all(head).await.map_err(retryable)?,
+        RequestBody::Full(bytes) => write_two(&mut conn, head, bytes).await.map_err(retryable)?,
+        RequestBody::Sized { len, ready, rest } => {
+            let len = *len;
+            write_two(&mut conn, head, ready).await.map_err(ClientError::Io)?;
             let mut sent = ready.len() as u64;
             while sent < len {
-                let chunk = next_chunk(&mut rest)
+                let chunk = next_chunk(rest)
                     .await?
                     .ok_or_else(|| ClientError::RequestBody(format!("ended after {sent} of {len} bytes")))?;
                 let take = chunk.len().min((len - sent) as usize);
@@ -381,9 +382,9 @@ where
                 sent += take as u64;
             }
         }
-        Some(RequestBody::Chunked(mut rest)) => {
+        RequestBody::Chunked(rest) => {
             conn.write_all(head).await.map_err(ClientError::Io)?;
-            while let Some(chunk) = next_chunk(&mut rest).await? {
+            while let Some(chunk) = next_chunk(rest).await? {
                 if chunk.is_empty() {
                     continue;
                 }
@@ -580,7 +581,7 @@ fn finish(
     let mut body = ResponseBody {
         conn: Some(conn),
         pool: Rc::clone(pool),
-        origin: url.origin.clone(),
+        origin: Rc::clone(&url.origin),
         keep_alive,
         buffered: rest,
         framing,
@@ -694,7 +695,7 @@ fn decode_chunked(state: &mut Chunk, buf: &mut Bytes) -> Result<Decoded, ClientE
 pub struct ResponseBody {
     conn: Option<Conn>,
     pool: Rc<Pool>,
-    origin: Origin,
+    origin: Rc<Origin>,
     keep_alive: bool,
     /// Bytes read but not yet handed on (or, when chunked, not yet decoded).
     buffered: Bytes,
@@ -882,12 +883,12 @@ mod tests {
     #[test]
     fn backend_urls_parse_once_and_take_the_client_query() {
         let url = BackendUrl::parse("http://127.0.0.1:9000/mcp").expect("url");
-        assert_eq!(url.origin, Origin { tls: false, host: "127.0.0.1".into(), port: 9000 });
+        assert_eq!(*url.origin, Origin { tls: false, host: "127.0.0.1".into(), port: 9000 });
         assert_eq!(url.authority.as_bytes(), b"127.0.0.1:9000");
         assert_eq!(url.target_with("a=1&access_token=x&b=2"), "/mcp?a=1&b=2");
         assert_eq!(url.target_with("access_token=x"), "/mcp");
         let url = BackendUrl::parse("https://[::1]/base/mcp?k=v").expect("url");
-        assert_eq!(url.origin, Origin { tls: true, host: "::1".into(), port: 443 });
+        assert_eq!(*url.origin, Origin { tls: true, host: "::1".into(), port: 443 });
         assert_eq!(url.authority.as_bytes(), b"[::1]");
         assert_eq!(url.target_with("a=1"), "/base/mcp?k=v&a=1");
         assert!(BackendUrl::parse("ftp://x/").is_err() && BackendUrl::parse("not a url").is_err());

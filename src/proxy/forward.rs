@@ -1,8 +1,7 @@
-//! The streaming forward (checklist C2, C3, C5): the request body goes out as it arrives, the
-//! response body comes back chunk by chunk, nothing is buffered or decompressed. The one
-//! exception is a POST whose body the step-up check had to read (services with
-//! `tool_scopes`): those bytes go out unchanged, with a `Content-Length`. A sized body that has
-//! already arrived whole goes out in the same write as the head.
+//! The streaming forward (checklist C2, C3, C5): the response body comes back chunk by chunk,
+//! nothing is decompressed. A request body of up to 64 KiB with a `Content-Length` (every
+//! ordinary MCP message, and a body the step-up check had to read) is read whole and goes out
+//! in the same write as the head, unchanged; larger and chunked bodies go out as they arrive.
 //!
 //! The service's `timeout` bounds only the wait for the backend's response head (connect,
 //! request, head): a response body may stream far longer (an SSE stream can live for hours).
@@ -66,7 +65,7 @@ pub async fn forward(
         headers::add_user_headers(user, &mut out);
     }
     let path = backend.target_with(req.query_string());
-    let request = client::Request { method: req.method(), target: &path, headers: &out };
+    let request = client::Request { method: req.method(), target: path.as_ref(), headers: &out };
     let body = match (request_body(req.headers()), body) {
         (RequestBody::None, _) => client::RequestBody::None,
         (_, Body::Buffered(bytes)) => client::RequestBody::Full(bytes),
