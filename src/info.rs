@@ -10,7 +10,7 @@ use crate::actors::GetHealth;
 use crate::config::{ServiceSettings, Settings};
 use crate::oauth::metadata::{not_found, OFFLINE_ACCESS};
 use crate::state::AppState;
-use crate::web_util::{html_escape, html_page, render};
+use crate::web::{html_escape, html_page, render};
 
 /// One service as clients see it.
 #[derive(Debug, Serialize)]

@@ -6,7 +6,8 @@
 
 pub mod actors;
 pub mod config;
-pub mod error;
+pub mod core;
+pub mod fetch;
 pub mod info;
 pub mod oauth;
 pub mod proxy;
@@ -15,4 +16,4 @@ pub mod startup;
 pub mod state;
 pub mod storage;
 pub mod upstream;
-pub mod web_util;
+pub mod web;

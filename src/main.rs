@@ -94,7 +94,7 @@ fn check_config(settings: &Settings, format: OutputFormat) -> ExitCode {
 }
 
 fn rotate_keys(settings: &Settings) -> ExitCode {
-    let result = actix_web::rt::System::new().block_on(mcp_gateway::actors::keys::rotate_keys(settings));
+    let result = actix_web::rt::System::new().block_on(mcp_gateway::startup::rotate_keys(settings));
     match result {
         Ok(r) => {
             println!(

@@ -1,7 +1,8 @@
-//! Builds the application: binds the listener (port 0 works for tests), starts the storage
-//! supervisor and the state actors once, and builds the `HttpServer`. Nothing stateful is
-//! created inside the per-worker factory closure except what is meant to be per worker (the
-//! proxy's HTTP client and verified-token cache).
+//! Wiring: binds the listener (port 0 works for tests), connects storage, loads the signing
+//! keys, starts the storage supervisor and the state actors once, and builds the
+//! `HttpServer`. Nothing stateful is created inside the per-worker factory closure except what
+//! is meant to be per worker (the proxy's HTTP client and verified-token cache). Also the
+//! `rotate-keys` command, which needs the same storage wiring.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -11,10 +12,16 @@ use actix_web::dev::Server;
 use actix_web::middleware::{Condition, Logger};
 use actix_web::{http, web, App, HttpServer};
 
+use crate::actors::Wiring;
 use crate::config::{CorsSettings, Settings};
-use crate::proxy::session::SessionBindings;
-use crate::state::{AppState, Clock, RevocationSet};
-use crate::storage::Backend;
+use crate::core::jwt::KeyRing;
+use crate::core::mcp_sessions::SessionBindings;
+use crate::core::signing_keys::{self, KeyRotation};
+use crate::core::store::Revocations as _;
+use crate::core::{Clock, RevocationSet};
+use crate::fetch::GuardedFetch;
+use crate::state::AppState;
+use crate::storage::{Backend, Connected};
 use crate::upstream::Upstream;
 
 /// Why the gateway could not start.
@@ -50,7 +57,7 @@ impl Application {
     /// Binds, starts the actors and builds the server. When `issuer` is empty it becomes
     /// `http://{host}:{bound port}`.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let (backend, fallback) = crate::actors::supervisor::connect_backend(&settings.storage).await?;
+        let Connected { backend, fallback } = connect(&settings).await?;
         Self::build_on(settings, backend, fallback).await
     }
 
@@ -78,36 +85,36 @@ impl Application {
 
         let clock = Clock::default();
         let revoked = RevocationSet::default();
-        let (actors, keys) = crate::actors::supervisor::start_on(
-            backend.clone(),
+        let keys = signing_keys::load_signing_keys(&backend, &settings.issuer, clock.now())
+            .await
+            .map_err(|e| StartupError::Storage(e.to_string()))?;
+        let keys = KeyRing::new(keys);
+        backend.watch_revocations(revoked.clone());
+        let workers = match settings.runtime.workers {
+            0 => std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+            n => n,
+        };
+        let actors = crate::actors::start(Wiring {
+            backend: backend.clone(),
             fallback,
-            settings.clone(),
-            clock.clone(),
-            revoked.clone(),
-        )
-        .await?;
+            settings: settings.clone(),
+            clock: clock.clone(),
+            revoked: revoked.clone(),
+            keys: keys.clone(),
+            fetcher: Arc::new(GuardedFetch),
+            threads: workers,
+        })
+        .map_err(|e| StartupError::Config(format!("cannot start the state actors: {e}")))?;
         let upstream = Arc::new(
             Upstream::from_settings(&settings)
                 .await
                 .map_err(|e| StartupError::Upstream(e.to_string()))?
                 .with_clock(clock.clone()),
         );
-        let mcp_sessions = Arc::new(SessionBindings::new(&settings));
-        let state = AppState {
-            settings: settings.clone(),
-            keys,
-            upstream,
-            clock,
-            revoked,
-            actors,
-            store: backend,
-            mcp_sessions,
-        };
+        let mcp_sessions = Arc::new(SessionBindings::new(backend, &settings));
+        let state =
+            AppState { settings: settings.clone(), keys, upstream, clock, revoked, actors, mcp_sessions };
 
-        let workers = match settings.runtime.workers {
-            0 => std::thread::available_parallelism().map(usize::from).unwrap_or(1),
-            n => n,
-        };
         let app_state = state.clone();
         // The access log's per-request formatting is skipped outright when its lines would be
         // filtered out anyway (e.g. `RUST_LOG=warn`).
@@ -117,7 +124,7 @@ impl Application {
                 .wrap(cors(&app_state.settings.cors))
                 .wrap(Condition::new(log_access, access_log()))
                 .app_data(web::Data::new(app_state.clone()))
-                .configure(crate::web_util::configure_extractors)
+                .configure(crate::web::configure_extractors)
                 .configure(routes)
         })
         .workers(workers)
@@ -154,9 +161,31 @@ fn access_log() -> Logger {
 
 /// Every route of the gateway. `/{service}/mcp` comes last: it matches any service id.
 pub fn routes(cfg: &mut web::ServiceConfig) {
+    crate::info::routes(cfg);
     crate::oauth::routes(cfg);
-    crate::upstream::routes(cfg);
     crate::proxy::routes(cfg);
+}
+
+/// Connects the configured storage backend (or memory standing in, when allowed).
+async fn connect(settings: &Settings) -> Result<Connected, StartupError> {
+    crate::storage::connect_checked(&settings.storage).await.map_err(|e| StartupError::Storage(e.to_string()))
+}
+
+/// `mcp-gateway rotate-keys`: connects the configured backend and adds a new signing key
+/// ([`signing_keys::rotate_in`]). Refused on memory storage, whose keys live only inside a
+/// running gateway.
+pub async fn rotate_keys(settings: &Settings) -> Result<KeyRotation, StartupError> {
+    let Connected { backend, fallback } = connect(settings).await?;
+    if fallback || matches!(backend, Backend::Memory(_)) {
+        return Err(StartupError::Storage(
+            "rotate-keys needs a shared storage backend (storage.type redis or vault): with memory \
+             storage the keys live only inside the running gateway, and a restart makes new ones"
+                .into(),
+        ));
+    }
+    signing_keys::rotate_in(&backend, settings.tokens.access_token_ttl, Clock::default().now())
+        .await
+        .map_err(|e| StartupError::Storage(e.to_string()))
 }
 
 fn default_issuer(host: &str, port: u16) -> String {

@@ -24,8 +24,9 @@ use std::time::{Duration, Instant};
 use backend::TestBackend;
 use flow::{add_service, AuthRequest, Browser, ConsentForm, Reply, TestClient, REDIRECT};
 use helpers::{spawn_app_with, TestApp};
-use mcp_gateway::actors::keys::{rotate_keys, KEY_ACTIVATION_DELAY};
-use mcp_gateway::config::{RedisSettings, Settings, StorageSettings, VaultSettings};
+use mcp_gateway::config::{RedisSettings, Settings, StorageKind, StorageSettings, VaultSettings};
+use mcp_gateway::core::signing_keys::KEY_ACTIVATION_DELAY;
+use mcp_gateway::startup::rotate_keys;
 use secrecy::SecretString;
 
 /// The issuer every instance shares (the load balancer's address).
@@ -46,7 +47,7 @@ async fn persistent_redis() -> RedisServer {
 
 fn redis_storage(port: u16, prefix: &str) -> StorageSettings {
     StorageSettings {
-        kind: "redis".into(),
+        kind: StorageKind::Redis,
         redis: RedisSettings {
             host: "127.0.0.1".into(),
             port,
@@ -62,7 +63,7 @@ fn redis_storage(port: u16, prefix: &str) -> StorageSettings {
 
 fn vault_storage(bao: &Bao, prefix: &str) -> StorageSettings {
     StorageSettings {
-        kind: "vault".into(),
+        kind: StorageKind::Vault,
         vault: VaultSettings {
             url: bao.url(),
             token: Some(SecretString::from(BAO_ROOT_TOKEN)),

@@ -9,11 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bb8_redis::redis;
-use mcp_gateway::config::{RedisSettings, StorageSettings, VaultSettings};
-use mcp_gateway::state::RevocationSet;
-use mcp_gateway::storage::{
-    self, acceptance, MemoryStore, RedisStore, Revocation, Store, StoreError, VaultStore,
-};
+use mcp_gateway::config::{RedisSettings, StorageKind, StorageSettings, VaultAuth, VaultSettings};
+use mcp_gateway::core::store::{acceptance, MemoryStore, Revocations, Store, StoreError};
+use mcp_gateway::core::{Revocation, RevocationSet};
+use mcp_gateway::storage::{self, RedisStore, VaultStore};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -97,7 +96,7 @@ async fn machine_redis_passes_the_acceptance_suite_under_its_key_prefix() {
 async fn redis_url_setting_connects_through_storage_connect() {
     let prefix = format!("{}:", unique("url"));
     let settings = StorageSettings {
-        kind: "redis".into(),
+        kind: StorageKind::Redis,
         redis: RedisSettings {
             url: Some("redis://127.0.0.1:6379/0".into()),
             host: "nowhere.invalid".into(),
@@ -143,7 +142,7 @@ async fn redis_connect_fails_fast_when_nothing_listens() {
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "names the address: {err}");
 
-    let storage = StorageSettings { kind: "redis".into(), redis: settings, ..StorageSettings::default() };
+    let storage = StorageSettings { kind: StorageKind::Redis, redis: settings, ..StorageSettings::default() };
     assert!(storage::connect(&storage).await.is_err(), "storage::connect refuses too");
 }
 
@@ -244,8 +243,10 @@ async fn rediss_against_a_plain_server_fails_cleanly() {
 
 #[tokio::test]
 async fn unknown_storage_type_is_an_error() {
-    let settings = StorageSettings { kind: "etcd".into(), ..StorageSettings::default() };
-    assert!(storage::connect(&settings).await.is_err());
+    // The type is parsed once, with the rest of the configuration: an unknown one never
+    // reaches a backend.
+    let settings = serde_json::from_value::<StorageSettings>(json!({ "type": "etcd" }));
+    assert!(settings.is_err());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -255,7 +256,7 @@ async fn unknown_storage_type_is_an_error() {
 async fn vault_passes_the_acceptance_suite() {
     let bao = Bao::start().await;
     let settings = StorageSettings {
-        kind: "vault".into(),
+        kind: StorageKind::Vault,
         vault: vault_settings(&bao, &unique("acc")),
         ..StorageSettings::default()
     };
@@ -359,7 +360,7 @@ async fn vault_approle_logs_in_and_logs_in_again_before_the_token_expires() {
         bao.call("POST", "/v1/auth/approle/role/gw/secret-id", None).await["data"]["secret_id"].clone();
 
     let settings = VaultSettings {
-        auth_method: "approle".into(),
+        auth_method: VaultAuth::AppRole,
         token: None,
         role_id: Some(role_id.as_str().unwrap().into()),
         secret_id: Some(SecretString::from(secret_id.as_str().unwrap())),

@@ -1,274 +1,155 @@
-//! The state actors and the messages handlers send them.
+//! The actor layer: thin adapters between the HTTP handlers and the ground-floor services.
 //!
-//! Each actor is a thin shell over a plain struct (in its own file) whose async methods hold
-//! the logic and are unit-tested without actix. Handlers clone what they need out of the
-//! struct and return a `ResponseFuture`, so one slow storage round trip never holds an actor:
-//! single use comes from [`crate::storage::Store::take`], not from serialising messages.
+//! - [`messages`]: what handlers send and what they get back.
+//! - [`state`]: the four state actors, one-line handlers over the services.
+//! - [`supervisor`]: the storage supervisor (backend health, signing-key poll, revocation
+//!   purge, the memory-fallback warning).
 //!
-//! This file is the contract between the HTTP handlers and the actors.
+//! [`start`] runs once at startup, outside `HttpServer::new`: it builds each service once and
+//! starts one instance of every state actor on each of several arbiter threads, behind a
+//! round-robin [`Pool`]. The services are shared by all instances, so the state is one; only
+//! the CPU work is spread.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use actix::dev::{Request, ToEnvelope};
 use actix::prelude::*;
 
-use crate::error::OAuthError;
-use crate::oauth::model::{AuthCode, Client, PendingAuthorization, TokenResponse, UpstreamLogin};
+use crate::config::Settings;
+use crate::core::cimd::DocumentFetcher;
+use crate::core::clients::ClientStore;
+use crate::core::codes::CodeStore;
+use crate::core::consent::ConsentStore;
+use crate::core::jwt::KeyRing;
+use crate::core::tokens::TokenService;
+use crate::core::{Clock, OAuthError, RevocationSet};
+use crate::storage::Backend;
 
-pub mod clients;
-pub mod codes;
-pub mod keys;
-pub mod sessions;
+pub mod messages;
+pub mod state;
 pub mod supervisor;
-pub mod tokens;
 
-pub use clients::ClientRegistry;
-pub use codes::AuthCodes;
-pub use sessions::Sessions;
+pub use messages::*;
+pub use state::{AuthCodes, ClientRegistry, Sessions, Tokens};
 pub use supervisor::StorageSupervisor;
-pub use tokens::Tokens;
 
-/// Addresses of the running state actors, started once at startup.
+/// Instances of one actor, each on its own arbiter thread; messages go round-robin.
+pub struct Pool<A: Actor> {
+    addrs: Arc<[Addr<A>]>,
+    next: Arc<AtomicUsize>,
+}
+
+impl<A: Actor> Clone for Pool<A> {
+    fn clone(&self) -> Self {
+        Pool { addrs: self.addrs.clone(), next: self.next.clone() }
+    }
+}
+
+impl<A: Actor> Pool<A> {
+    fn new(addrs: Vec<Addr<A>>) -> Self {
+        Pool { addrs: addrs.into(), next: Arc::new(AtomicUsize::new(0)) }
+    }
+
+    /// Sends `msg` to the next instance and waits for its reply, as [`Addr::send`].
+    pub fn send<M>(&self, msg: M) -> Request<A, M>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        A: Handler<M>,
+        A::Context: ToEnvelope<A, M>,
+    {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.addrs.len();
+        self.addrs[i].send(msg)
+    }
+
+    /// How many instances run.
+    pub fn len(&self) -> usize {
+        self.addrs.len()
+    }
+
+    /// Never true: a pool is started with at least one instance.
+    pub fn is_empty(&self) -> bool {
+        self.addrs.is_empty()
+    }
+}
+
+/// Handles of the running actors, started once at startup.
 #[derive(Clone)]
 pub struct Actors {
     /// Client registry.
-    pub clients: Addr<ClientRegistry>,
+    pub clients: Pool<ClientRegistry>,
     /// Pending authorizations, upstream login states and codes.
-    pub codes: Addr<AuthCodes>,
+    pub codes: Pool<AuthCodes>,
     /// Refresh-token families, revocations, token issuance.
-    pub tokens: Addr<Tokens>,
+    pub tokens: Pool<Tokens>,
     /// Consent grants.
-    pub sessions: Addr<Sessions>,
+    pub sessions: Pool<Sessions>,
     /// The storage supervisor (backend health).
     pub supervisor: Addr<StorageSupervisor>,
 }
 
-// ---- ClientRegistry -------------------------------------------------------------------------
-
-/// RFC 7591 client metadata as sent by a client, before validation.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(default)]
-pub struct ClientMetadata {
-    /// Redirect URIs.
-    pub redirect_uris: Vec<String>,
-    /// Display name.
-    pub client_name: Option<String>,
-    /// `none` (default), `client_secret_post` or `client_secret_basic`.
-    pub token_endpoint_auth_method: Option<String>,
-    /// Grant types (default `authorization_code`, `refresh_token`).
-    pub grant_types: Option<Vec<String>>,
-    /// Response types (default `code`).
-    pub response_types: Option<Vec<String>>,
-    /// Space-separated scope.
-    pub scope: Option<String>,
-    /// `web` or `native`.
-    pub application_type: Option<String>,
-    /// Client homepage.
-    pub client_uri: Option<String>,
-    /// Client logo.
-    pub logo_uri: Option<String>,
-}
-
-/// A client just registered; `client_secret` is shown once and stored only hashed.
-#[derive(Debug, Clone)]
-pub struct Registered {
-    /// The stored client.
-    pub client: Client,
-    /// The plain secret, for secret-based auth methods.
-    pub client_secret: Option<String>,
-}
-
-/// Validate and store a new client (RFC 7591). Errors: `invalid_redirect_uri`,
-/// `invalid_client_metadata`.
-#[derive(Message)]
-#[rtype(result = "Result<Registered, OAuthError>")]
-pub struct RegisterClient(pub ClientMetadata);
-
-/// Look a client up by id (`Ok(None)` when unknown).
-#[derive(Message)]
-#[rtype(result = "Result<Option<Client>, OAuthError>")]
-pub struct GetClient {
-    /// The client id.
-    pub client_id: String,
-}
-
-/// Authenticate a client at the token, revocation or introspection endpoint: a public client
-/// (`none`) passes with its id alone; a confidential one needs its secret. Unknown client or
-/// bad secret: `invalid_client`.
-#[derive(Message)]
-#[rtype(result = "Result<Client, OAuthError>")]
-pub struct AuthenticateClient {
-    /// The client id.
-    pub client_id: String,
-    /// The secret, from HTTP Basic or the form.
-    pub client_secret: Option<String>,
-}
-
-// ---- AuthCodes ------------------------------------------------------------------------------
-
-/// Store a validated authorization request (TTL `tokens.login_ttl`).
-#[derive(Message)]
-#[rtype(result = "Result<(), OAuthError>")]
-pub struct SaveLogin(pub PendingAuthorization);
-
-/// Read a pending authorization (`Ok(None)` when unknown or expired).
-#[derive(Message)]
-#[rtype(result = "Result<Option<PendingAuthorization>, OAuthError>")]
-pub struct GetLogin {
-    /// Its id.
-    pub id: String,
-}
-
-/// Remove and return a pending authorization (single use).
-#[derive(Message)]
-#[rtype(result = "Result<Option<PendingAuthorization>, OAuthError>")]
-pub struct TakeLogin {
-    /// Its id.
-    pub id: String,
-}
-
-/// Create the upstream `state` for a consented authorization; returns the random state.
-#[derive(Message)]
-#[rtype(result = "Result<String, OAuthError>")]
-pub struct BeginUpstream(pub UpstreamLogin);
-
-/// Remove and return what an upstream `state` points to (single use).
-#[derive(Message)]
-#[rtype(result = "Result<Option<UpstreamLogin>, OAuthError>")]
-pub struct TakeUpstream {
-    /// The `state` the provider sent back.
-    pub state: String,
-}
-
-/// Store a code record; returns the random code (stored only hashed).
-#[derive(Message)]
-#[rtype(result = "Result<String, OAuthError>")]
-pub struct IssueCode(pub AuthCode);
-
-/// What redeeming a code found.
-#[derive(Debug)]
-pub enum Redemption {
-    /// First use of a live code.
-    Redeemed(Box<AuthCode>),
-    /// The code was already redeemed: its token family must be revoked.
-    Replayed {
-        /// Family started by the first redemption.
-        family_id: String,
-    },
-    /// Unknown or expired.
-    Invalid,
-}
-
-/// Redeem a code: atomic take; remembers the redemption so a replay is recognised.
-#[derive(Message)]
-#[rtype(result = "Result<Redemption, OAuthError>")]
-pub struct RedeemCode {
-    /// The code as the client sent it.
-    pub code: String,
-}
-
-// ---- Tokens ---------------------------------------------------------------------------------
-
-/// Issue the first access and refresh token of a new family from a redeemed code.
-#[derive(Message)]
-#[rtype(result = "Result<TokenResponse, OAuthError>")]
-pub struct IssueTokens(pub AuthCode);
-
-/// Rotate a refresh token (RFC 6749 §6 with OAuth 2.1 rotation). A just-rotated token within
-/// the grace window gets the same new pair; later reuse revokes the family (`invalid_grant`).
-#[derive(Message)]
-#[rtype(result = "Result<TokenResponse, OAuthError>")]
-pub struct RotateRefresh {
-    /// The refresh token presented.
-    pub refresh_token: String,
-    /// The authenticated client; must own the token.
-    pub client_id: String,
-    /// `resource` if sent, already normalized to a canonical URI; must match the token's.
-    pub resource: Option<String>,
-    /// `scope` if sent; must be a subset of the granted scope.
-    pub scope: Option<String>,
-}
-
-/// RFC 7009: revoke an access or refresh token (unknown tokens are not an error). A refresh
-/// token revokes its whole family.
-#[derive(Message)]
-#[rtype(result = "Result<(), OAuthError>")]
-pub struct Revoke {
-    /// The token.
-    pub token: String,
-    /// The authenticated client; a token of another client is left alone.
-    pub client_id: String,
-}
-
-/// Revoke every token of a family (code replay, refresh reuse).
-#[derive(Message)]
-#[rtype(result = "Result<(), OAuthError>")]
-pub struct RevokeFamily {
-    /// The family.
-    pub family_id: String,
-}
-
-/// RFC 7662: what the gateway knows of a token; `{"active": false}` for anything inactive.
-#[derive(Message)]
-#[rtype(result = "Result<serde_json::Value, OAuthError>")]
-pub struct Introspect {
-    /// The token.
-    pub token: String,
-}
-
-// ---- Sessions -------------------------------------------------------------------------------
-
-/// Remember that `user_id` approved `client_id` for `scopes` of `service_id`, added to what
-/// they approved before (TTL `tokens.consent_ttl` from this approval).
-#[derive(Message)]
-#[rtype(result = "Result<(), OAuthError>")]
-pub struct RecordConsent {
-    /// The user.
-    pub user_id: String,
-    /// The client.
-    pub client_id: String,
-    /// The service the consent page named.
-    pub service_id: String,
-    /// The scopes the consent page listed.
-    pub scopes: Vec<String>,
-}
-
-/// Whether `user_id` approved `client_id` before for `service_id` and every one of `scopes`.
-#[derive(Message)]
-#[rtype(result = "Result<bool, OAuthError>")]
-pub struct HasConsent {
-    /// The user.
-    pub user_id: String,
-    /// The client.
-    pub client_id: String,
-    /// The service requested.
-    pub service_id: String,
-    /// The scopes requested.
-    pub scopes: Vec<String>,
-}
-
-// ---- StorageSupervisor ----------------------------------------------------------------------
-
-/// Backend name and whether it answers right now.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct StorageHealth {
-    /// `memory`, `redis` or `vault`.
-    pub backend: &'static str,
-    /// Whether the last check succeeded.
-    pub healthy: bool,
-    /// True when running on memory because the configured backend was unreachable.
+/// What the actors run on.
+pub struct Wiring {
+    /// The connected backend.
+    pub backend: Backend,
+    /// Whether it is memory standing in for the configured backend.
     pub fallback: bool,
+    /// Validated settings.
+    pub settings: Arc<Settings>,
+    /// The gateway's clock.
+    pub clock: Clock,
+    /// The local revocation set the proxy checks.
+    pub revoked: RevocationSet,
+    /// The signing keys.
+    pub keys: KeyRing,
+    /// How client metadata documents are fetched.
+    pub fetcher: Arc<dyn DocumentFetcher>,
+    /// Arbiter threads to spread the state actors over (at least one).
+    pub threads: usize,
 }
 
-/// Ask the supervisor for backend health.
-#[derive(Message)]
-#[rtype(result = "StorageHealth")]
-pub struct GetHealth;
+/// Builds the services once and starts the supervisor and `threads` instances of each state
+/// actor, one per new arbiter. Must run inside the actix system (startup does).
+pub fn start(w: Wiring) -> std::io::Result<Actors> {
+    let Wiring { backend, fallback, settings, clock, revoked, keys, fetcher, threads } = w;
+    let mailbox = settings.runtime.mailbox_capacity;
+    let clients = Arc::new(ClientStore::new(backend.clone(), settings.clone(), clock.clone(), fetcher));
+    let codes = Arc::new(CodeStore::new(backend.clone(), settings.clone(), clock.clone()));
+    let consent = Arc::new(ConsentStore::new(backend.clone(), settings.clone(), clock.clone()));
+    let tokens = Arc::new(TokenService::new(
+        backend.clone(),
+        settings.clone(),
+        clock.clone(),
+        keys.clone(),
+        revoked.clone(),
+    ));
+    let (mut c, mut a, mut t, mut s) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..threads.max(1) {
+        // The arbiter's thread runs until the actix system stops; its handle is not needed.
+        let arbiter = Arbiter::try_new()?.handle();
+        let (clients, codes, tokens, consent) =
+            (clients.clone(), codes.clone(), tokens.clone(), consent.clone());
+        c.push(Supervisor::start_in_arbiter(&arbiter, move |_| ClientRegistry::new(clients, mailbox)));
+        a.push(Supervisor::start_in_arbiter(&arbiter, move |_| AuthCodes::new(codes, mailbox)));
+        t.push(Supervisor::start_in_arbiter(&arbiter, move |_| Tokens::new(tokens, mailbox)));
+        s.push(Supervisor::start_in_arbiter(&arbiter, move |_| Sessions::new(consent, mailbox)));
+    }
+    let supervisor = StorageSupervisor::new(backend, settings.storage.kind, fallback, clock)
+        .with_key_poll(keys, &settings.issuer)
+        .with_revocation_purge(revoked)
+        .start();
+    Ok(Actors {
+        clients: Pool::new(c),
+        codes: Pool::new(a),
+        tokens: Pool::new(t),
+        sessions: Pool::new(s),
+        supervisor,
+    })
+}
 
-/// Starts the storage supervisor, which connects the configured backend and starts the four
-/// state actors on it, and loads (or creates) the signing keys. Called once, before the
-/// `HttpServer` is built.
-pub async fn start(
-    settings: std::sync::Arc<crate::config::Settings>,
-    clock: crate::state::Clock,
-    revoked: crate::state::RevocationSet,
-) -> Result<(Actors, crate::oauth::jwt::KeyRing), crate::startup::StartupError> {
-    supervisor::start(settings, clock, revoked).await
+impl From<MailboxError> for OAuthError {
+    fn from(err: MailboxError) -> Self {
+        OAuthError::internal(format!("actor mailbox: {err}"))
+    }
 }

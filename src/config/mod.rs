@@ -1,16 +1,18 @@
 //! Configuration: typed [`Settings`] and how they are loaded and validated.
 
 mod expand;
+mod kinds;
 mod load;
 mod render;
 mod settings;
 mod validate;
 
 pub use expand::{expand_str, expand_value};
+pub use kinds::{ProviderKind, StorageKind, VaultAuth};
 pub use load::{ensure_session_secret, load, load_unvalidated, LoadOptions, ENV_PREFIX, WHOLE_MAP_KEYS};
 pub use render::{render, OutputFormat};
 pub use settings::*;
 pub use validate::{
-    is_loopback_host, validate, ConfigError, EXAMPLE_SECRETS, MAX_CODE_TTL, MIN_SECRET_LEN, PROVIDER_KINDS,
+    is_loopback_host, validate, ConfigError, EXAMPLE_SECRETS, MAX_CODE_TTL, MIN_SECRET_LEN,
     RESERVED_SERVICE_IDS,
 };

@@ -7,6 +7,8 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_aux::field_attributes::{deserialize_bool_from_anything, deserialize_number_from_string};
 
+use super::kinds::{ProviderKind, StorageKind, VaultAuth};
+
 /// Everything the gateway is configured with. `Serialize` (for `check-config`) prints every
 /// secret as `[redacted]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -96,7 +98,7 @@ impl Default for CorsSettings {
 pub struct StorageSettings {
     /// `memory`, `redis` or `vault`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: StorageKind,
     /// Start on memory (with a warning every minute) when the backend cannot be reached.
     #[serde(deserialize_with = "deserialize_bool_from_anything")]
     pub fallback_to_memory: bool,
@@ -109,7 +111,7 @@ pub struct StorageSettings {
 impl Default for StorageSettings {
     fn default() -> Self {
         StorageSettings {
-            kind: "memory".into(),
+            kind: StorageKind::Memory,
             fallback_to_memory: false,
             redis: RedisSettings::default(),
             vault: VaultSettings::default(),
@@ -184,7 +186,7 @@ pub struct VaultSettings {
     /// Enterprise namespace, if any.
     pub namespace: Option<String>,
     /// `token` or `approle`.
-    pub auth_method: String,
+    pub auth_method: VaultAuth,
     /// AppRole role id.
     pub role_id: Option<String>,
     /// AppRole secret id.
@@ -208,7 +210,7 @@ impl Default for VaultSettings {
             mount_point: "secret".into(),
             path_prefix: "mcp-gateway".into(),
             namespace: None,
-            auth_method: "token".into(),
+            auth_method: VaultAuth::Token,
             role_id: None,
             secret_id: None,
             approle_mount: "approle".into(),
@@ -379,9 +381,11 @@ fn redact_url_password<S: serde::Serializer>(url: &Option<String>, ser: S) -> Re
 }
 
 impl Settings {
-    /// The one configured upstream provider: its kind and settings. Validation guarantees one.
-    pub fn provider(&self) -> Option<(&str, &ProviderSettings)> {
-        self.oauth_providers.iter().next().map(|(k, v)| (k.as_str(), v))
+    /// The one configured upstream provider: its kind and settings. Validation guarantees
+    /// exactly one, of a known kind.
+    pub fn provider(&self) -> Option<(ProviderKind, &ProviderSettings)> {
+        let (kind, provider) = self.oauth_providers.iter().next()?;
+        Some((kind.parse().ok()?, provider))
     }
 
     /// `{issuer}/{service}/mcp`: the canonical resource URI and the `aud` of its tokens.

@@ -15,13 +15,14 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::actors::{GetClient, IssueCode, RecordConsent, SaveLogin, TakeLogin, TakeUpstream};
-use crate::error::OAuthError;
-use crate::oauth::authorize::{error_redirect, failure_page, has_consent, redirect_with};
-use crate::oauth::model::{AuthCode, PendingAuthorization, UserInfo};
+use crate::core::model::{AuthCode, PendingAuthorization, UserInfo};
+use crate::core::OAuthError;
+use crate::oauth::authorize::has_consent;
+use crate::oauth::respond::{error_redirect, failure_page, redirect_with};
 use crate::oauth::{consent, cookies};
 use crate::state::AppState;
 use crate::upstream::UpstreamError;
-use crate::web_util::error_page;
+use crate::web::error_page;
 
 /// The provider's redirect back.
 #[derive(Debug, Deserialize)]
@@ -43,7 +44,7 @@ fn expired_page() -> HttpResponse {
 async fn take_pending(
     state: &AppState,
     upstream_state: &str,
-) -> Result<Option<(PendingAuthorization, crate::oauth::model::UpstreamLogin)>, OAuthError> {
+) -> Result<Option<(PendingAuthorization, crate::core::model::UpstreamLogin)>, OAuthError> {
     let now = state.clock.now();
     let taken = state.actors.codes.send(TakeUpstream { state: upstream_state.to_owned() }).await??;
     let Some(login) = taken.filter(|l| l.expires_at >= now) else {
@@ -57,7 +58,7 @@ async fn take_pending(
 async fn identify(
     state: &AppState,
     q: &CallbackQuery,
-    login: &crate::oauth::model::UpstreamLogin,
+    login: &crate::core::model::UpstreamLogin,
 ) -> Result<UserInfo, OAuthError> {
     if let Some(error) = &q.error {
         log::info!("identity provider returned error '{}'", error.chars().take(64).collect::<String>());
@@ -159,7 +160,7 @@ async fn complete(
     req: &HttpRequest,
     q: &CallbackQuery,
     pending: PendingAuthorization,
-    login: crate::oauth::model::UpstreamLogin,
+    login: crate::core::model::UpstreamLogin,
 ) -> Result<HttpResponse, OAuthError> {
     let user = identify(state, q, &login).await?;
     if !consent_given(state, &pending, &user).await? {

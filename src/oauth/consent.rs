@@ -14,12 +14,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::actors::{BeginUpstream, GetLogin, SaveLogin, TakeLogin};
-use crate::error::OAuthError;
-use crate::oauth::authorize::{error_redirect, failure_page};
-use crate::oauth::model::{Client, ClientSource, PendingAuthorization, UpstreamLogin};
-use crate::oauth::{cimd, cookies, redirect_uri};
+use crate::core::model::{Client, ClientSource, PendingAuthorization, UpstreamLogin};
+use crate::core::OAuthError;
+use crate::core::{cimd, redirect_uri};
+use crate::oauth::cookies;
+use crate::oauth::respond::{error_redirect, failure_page};
 use crate::state::AppState;
-use crate::web_util::{error_page, html_page, render};
+use crate::web::{error_page, html_page, render};
 
 const TEMPLATE: &str = include_str!("../../static/consent.html");
 

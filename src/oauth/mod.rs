@@ -3,24 +3,19 @@
 
 pub mod authorize;
 pub mod callback;
-pub mod cimd;
 pub mod consent;
 pub mod cookies;
+pub mod dev_login;
 pub mod introspect;
-pub mod jwt;
 pub mod metadata;
-pub mod model;
-pub mod pkce;
-pub mod redirect_uri;
 pub mod register;
 pub mod resource;
+pub mod respond;
 pub mod revoke;
 pub mod token;
 
-/// Registers every authorization-server route, and the gateway's information endpoints
-/// (`crate::info`), which must come before the proxy's catch-all `/{service}/mcp`.
+/// Registers every authorization-server route (including the dev provider's login page).
 pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
-    crate::info::routes(cfg);
     metadata::routes(cfg);
     register::routes(cfg);
     authorize::routes(cfg);
@@ -29,4 +24,5 @@ pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
     token::routes(cfg);
     revoke::routes(cfg);
     introspect::routes(cfg);
+    dev_login::routes(cfg);
 }

@@ -7,8 +7,9 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
-use crate::actors::{ClientMetadata, RegisterClient, Registered};
-use crate::error::OAuthError;
+use crate::actors::RegisterClient;
+use crate::core::model::{ClientMetadata, Registered};
+use crate::core::OAuthError;
 use crate::state::AppState;
 
 /// The 201 body: the stored metadata, and the secret once for secret-based methods.

@@ -6,7 +6,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::actors::Revoke;
-use crate::error::OAuthError;
+use crate::core::OAuthError;
 use crate::oauth::token::{authenticated_token, TokenRequestForm};
 use crate::state::AppState;
 

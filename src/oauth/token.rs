@@ -12,10 +12,12 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::actors::{AuthenticateClient, IssueTokens, RedeemCode, Redemption, RevokeFamily, RotateRefresh};
-use crate::error::OAuthError;
-use crate::oauth::model::{Client, TokenResponse};
-use crate::oauth::{pkce, resource};
+use crate::actors::{AuthenticateClient, IssueTokens, RedeemCode, RevokeFamily, RotateRefresh};
+use crate::core::model::Redemption;
+use crate::core::model::{Client, TokenResponse};
+use crate::core::pkce;
+use crate::core::OAuthError;
+use crate::oauth::resource;
 use crate::state::AppState;
 
 /// The token request. All fields optional so a missing one gets a precise error.

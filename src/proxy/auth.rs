@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 
 use super::error::ProxyError;
 use crate::config::{ServiceSettings, Settings};
-use crate::oauth::jwt::{JwtError, LEEWAY_SECS};
-use crate::oauth::model::AccessClaims;
+use crate::core::jwt::{JwtError, LEEWAY_SECS};
+use crate::core::model::AccessClaims;
 use crate::state::AppState;
 
 type TokenKey = [u8; 32];

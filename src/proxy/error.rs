@@ -6,7 +6,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
-use crate::error::ErrorBody;
+use crate::core::error::ErrorBody;
 
 /// Longest service id echoed back in a 404 (the id comes from the request path).
 const MAX_ECHOED_ID: usize = 64;

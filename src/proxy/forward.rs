@@ -23,7 +23,7 @@ use super::client::{self, BackendUrl, Pool, ResponseBody, ResponseHead};
 use super::error::ProxyError;
 use super::headers;
 use crate::config::ServiceSettings;
-use crate::oauth::model::AccessClaims;
+use crate::core::model::AccessClaims;
 
 /// What the service needs to know about the exchange besides the request itself.
 pub struct Target<'a> {

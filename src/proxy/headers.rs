@@ -13,7 +13,7 @@ use std::net::IpAddr;
 
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use crate::oauth::model::AccessClaims;
+use crate::core::model::AccessClaims;
 
 /// Cookie names the gateway sets; they never reach a backend.
 const GATEWAY_COOKIE_PREFIXES: [&str; 2] = ["mcpgw_", "__Host-mcpgw_"];

@@ -14,7 +14,6 @@ pub mod error;
 pub mod forward;
 pub mod headers;
 pub mod origin;
-pub mod session;
 pub mod stepup;
 
 use std::cell::OnceCell;
@@ -29,9 +28,9 @@ use self::client::{BackendUrl, Pool};
 use self::error::ProxyError;
 use self::forward::{Body, Target};
 use self::headers::ForwardedOrigin;
-use self::session::Verdict;
 use crate::config::{ServiceSettings, Settings};
-use crate::oauth::model::AccessClaims;
+use crate::core::mcp_sessions::Verdict;
+use crate::core::model::AccessClaims;
 use crate::state::AppState;
 
 /// The MCP session header (lower case, as `HeaderMap` lookups want it).
@@ -108,7 +107,7 @@ async fn admit(
     claims: &AccessClaims,
 ) -> Result<Body, ProxyError> {
     if let Some(session_id) = session_id(req.headers())? {
-        let verdict = state.mcp_sessions.check(&state.store, id, session_id, &claims.sub, state.clock.now());
+        let verdict = state.mcp_sessions.check(id, session_id, &claims.sub, state.clock.now());
         match verdict.await {
             Ok(Verdict::Allowed) => {}
             Ok(Verdict::Forbidden) => {
@@ -149,7 +148,7 @@ async fn bind_new_session(headers: &HeaderMap, id: &str, state: &AppState, claim
     let Some(session_id) = headers.get(MCP_SESSION_ID).and_then(|v| v.to_str().ok()) else {
         return;
     };
-    match state.mcp_sessions.bind(&state.store, id, session_id, &claims.sub, state.clock.now()).await {
+    match state.mcp_sessions.bind(id, session_id, &claims.sub, state.clock.now()).await {
         Ok(Verdict::Allowed) => {}
         Ok(Verdict::Forbidden) => {
             log::warn!(

@@ -22,9 +22,9 @@ use bb8_redis::redis::{
 };
 use secrecy::ExposeSecret;
 
-use super::{Revocation, Store, StoreError};
 use crate::config::RedisSettings;
-use crate::state::RevocationSet;
+use crate::core::revocation::{Revocation, RevocationSet};
+use crate::core::store::{Revocations, Store, StoreError};
 
 /// Revocation stream entries kept (approximately). An entry is moot once its tokens expire,
 /// so this only needs to exceed the revocations of one access-token lifetime.
@@ -235,7 +235,9 @@ impl Store for RedisStore {
             Err(StoreError::Backend(format!("unexpected PING answer: {pong}")))
         }
     }
+}
 
+impl Revocations for RedisStore {
     async fn publish_revocation(&self, rev: &Revocation) -> Result<(), StoreError> {
         let body = serde_json::to_vec(rev).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut cmd = redis::cmd("XADD");

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::oauth::model::UserInfo;
+use crate::core::model::UserInfo;
 
 use super::UpstreamError;
 

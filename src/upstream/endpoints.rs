@@ -2,7 +2,7 @@
 //! oidc, configured for custom. `authorization_url`, `token_url` and `userinfo_url` in the
 //! settings override any kind's defaults, and `scopes` its default scopes.
 
-use crate::config::ProviderSettings;
+use crate::config::{ProviderKind, ProviderSettings};
 
 use super::oidc::{self, OidcVerifier};
 use super::UpstreamError;
@@ -40,9 +40,9 @@ fn scopes(list: &[&str]) -> Vec<String> {
 }
 
 /// Resolves `kind` (the `oauth_providers` key) with `settings`; okta and oidc run discovery.
-pub async fn resolve(kind: &str, settings: &ProviderSettings) -> Result<Endpoints, UpstreamError> {
+pub async fn resolve(kind: ProviderKind, settings: &ProviderSettings) -> Result<Endpoints, UpstreamError> {
     let defaults = match kind {
-        "google" => Endpoints {
+        ProviderKind::Google => Endpoints {
             authorization: GOOGLE_AUTH.into(),
             token: GOOGLE_TOKEN.into(),
             userinfo: Some(GOOGLE_USERINFO.into()),
@@ -50,7 +50,7 @@ pub async fn resolve(kind: &str, settings: &ProviderSettings) -> Result<Endpoint
             secret_in_body: false,
             flavor: Flavor::Userinfo,
         },
-        "github" => Endpoints {
+        ProviderKind::GitHub => Endpoints {
             authorization: GITHUB_AUTH.into(),
             token: GITHUB_TOKEN.into(),
             userinfo: Some(GITHUB_USER.into()),
@@ -59,24 +59,30 @@ pub async fn resolve(kind: &str, settings: &ProviderSettings) -> Result<Endpoint
             secret_in_body: true,
             flavor: Flavor::GitHub,
         },
-        "okta" | "oidc" => discovered(&oidc_issuer(kind, settings)?, &settings.client_id).await?,
-        "custom" => custom(settings)?,
-        other => return Err(UpstreamError::Config(format!("unknown provider kind {other:?}"))),
+        ProviderKind::Okta | ProviderKind::Oidc => {
+            discovered(&oidc_issuer(kind, settings)?, &settings.client_id).await?
+        }
+        ProviderKind::Custom => custom(settings)?,
+        ProviderKind::Dev => {
+            return Err(UpstreamError::Config("the dev provider has no remote endpoints".into()))
+        }
     };
     Ok(apply_overrides(defaults, settings))
 }
 
 /// The issuer an okta or oidc provider is discovered at.
-fn oidc_issuer(kind: &str, settings: &ProviderSettings) -> Result<String, UpstreamError> {
+fn oidc_issuer(kind: ProviderKind, settings: &ProviderSettings) -> Result<String, UpstreamError> {
     let configured = settings.issuer.as_deref().map(str::trim).filter(|s| !s.is_empty());
     let domain = settings.domain.as_deref().map(str::trim).filter(|s| !s.is_empty());
     match (configured, kind, domain) {
         (Some(issuer), _, _) => Ok(issuer.trim_end_matches('/').to_owned()),
-        (None, "okta", Some(domain)) => {
+        (None, ProviderKind::Okta, Some(domain)) => {
             let host = domain.trim_start_matches("https://").trim_end_matches('/');
             Ok(format!("https://{host}"))
         }
-        (None, "okta", None) => Err(UpstreamError::Config("okta needs `domain` or `issuer`".into())),
+        (None, ProviderKind::Okta, None) => {
+            Err(UpstreamError::Config("okta needs `domain` or `issuer`".into()))
+        }
         _ => Err(UpstreamError::Config("oidc needs `issuer`".into())),
     }
 }
@@ -138,12 +144,12 @@ mod tests {
 
     #[actix_web::test]
     async fn google_has_fixed_endpoints_and_overrides_win() -> Result<(), UpstreamError> {
-        let ep = resolve("google", &settings(serde_json::json!({"client_id": "c"}))).await?;
+        let ep = resolve(ProviderKind::Google, &settings(serde_json::json!({"client_id": "c"}))).await?;
         assert_eq!(ep.authorization, GOOGLE_AUTH);
         assert_eq!(ep.userinfo.as_deref(), Some(GOOGLE_USERINFO));
         assert_eq!(ep.scopes, ["openid", "email", "profile"]);
         let ep = resolve(
-            "google",
+            ProviderKind::Google,
             &settings(serde_json::json!({"client_id": "c", "token_url": "http://t", "scopes": ["openid"]})),
         )
         .await?;
@@ -154,23 +160,29 @@ mod tests {
 
     #[actix_web::test]
     async fn custom_needs_its_urls_and_unknown_kinds_fail() {
-        let err = resolve("custom", &settings(serde_json::json!({"client_id": "c"}))).await;
+        let err = resolve(ProviderKind::Custom, &settings(serde_json::json!({"client_id": "c"}))).await;
         assert!(matches!(err, Err(UpstreamError::Config(_))));
         assert!(matches!(
-            resolve("myspace", &ProviderSettings::default()).await,
+            resolve(ProviderKind::Dev, &ProviderSettings::default()).await,
             Err(UpstreamError::Config(_))
         ));
-        assert!(matches!(resolve("oidc", &ProviderSettings::default()).await, Err(UpstreamError::Config(_))));
-        assert!(matches!(resolve("okta", &ProviderSettings::default()).await, Err(UpstreamError::Config(_))));
+        assert!(matches!(
+            resolve(ProviderKind::Oidc, &ProviderSettings::default()).await,
+            Err(UpstreamError::Config(_))
+        ));
+        assert!(matches!(
+            resolve(ProviderKind::Okta, &ProviderSettings::default()).await,
+            Err(UpstreamError::Config(_))
+        ));
     }
 
     #[test]
     fn okta_domain_becomes_an_https_issuer() -> Result<(), UpstreamError> {
         let s = settings(serde_json::json!({"domain": "dev-1.okta.com"}));
-        assert_eq!(oidc_issuer("okta", &s)?, "https://dev-1.okta.com");
+        assert_eq!(oidc_issuer(ProviderKind::Okta, &s)?, "https://dev-1.okta.com");
         let s =
             settings(serde_json::json!({"domain": "dev-1.okta.com", "issuer": "https://x/oauth2/default/"}));
-        assert_eq!(oidc_issuer("okta", &s)?, "https://x/oauth2/default");
+        assert_eq!(oidc_issuer(ProviderKind::Okta, &s)?, "https://x/oauth2/default");
         Ok(())
     }
 }

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::oauth::model::UserInfo;
+use crate::core::model::UserInfo;
 
 use super::claims::{object, user_from_claims};
 use super::{http, UpstreamError};

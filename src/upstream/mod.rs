@@ -9,7 +9,7 @@
 //! [`dev`]). Upstream tokens never leave this module and are never logged.
 
 mod claims;
-mod dev;
+pub mod dev;
 mod endpoints;
 mod github;
 mod http;
@@ -28,9 +28,9 @@ use oauth2::{
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Settings;
-use crate::oauth::model::{UpstreamLogin, UserInfo};
-use crate::state::Clock;
+use crate::config::{ProviderKind, Settings};
+use crate::core::model::{UpstreamLogin, UserInfo};
+use crate::core::Clock;
 
 pub use claims::user_from_claims;
 pub use dev::DEV_CODE_TTL_SECS;
@@ -107,7 +107,7 @@ enum Provider {
 
 /// The configured provider.
 pub struct Upstream {
-    kind: String,
+    kind: ProviderKind,
     provider: Provider,
     clock: Clock,
 }
@@ -127,7 +127,7 @@ impl Upstream {
             .ok_or_else(|| UpstreamError::Config("no oauth provider configured".into()))?;
         let redirect_uri = format!("{}/oauth/callback", settings.issuer.trim_end_matches('/'));
         let provider = match kind {
-            "dev" => {
+            ProviderKind::Dev => {
                 ensure_loopback(&settings.host)?;
                 Provider::Dev(dev::DevProvider::new(settings))
             }
@@ -136,7 +136,7 @@ impl Upstream {
                 Provider::Remote(Box::new(remote(ep, provider_settings, &redirect_uri)?))
             }
         };
-        Ok(Upstream { kind: kind.to_owned(), provider, clock: Clock::default() })
+        Ok(Upstream { kind, provider, clock: Clock::default() })
     }
 
     /// Uses `clock` for ID token and dev code expiry (the gateway's clock, which tests move).
@@ -145,9 +145,17 @@ impl Upstream {
         self
     }
 
+    /// The dev provider, when it is the configured one (its login page needs it).
+    pub fn dev(&self) -> Option<&dev::DevProvider> {
+        match &self.provider {
+            Provider::Dev(dev) => Some(dev),
+            Provider::Remote(_) => None,
+        }
+    }
+
     /// Provider kind: `google`, `github`, `okta`, `custom`, `oidc` or `dev`.
-    pub fn kind(&self) -> &str {
-        &self.kind
+    pub fn kind(&self) -> &'static str {
+        self.kind.as_str()
     }
 
     /// Fresh PKCE verifier and nonce for one login. The nonce is set only for kinds whose ID
@@ -199,9 +207,9 @@ impl Upstream {
         match &remote.identity {
             Identity::Userinfo(url) => {
                 let claims = http::get_json(url.as_str(), Some(access_token)).await?;
-                user_from_claims(&self.kind, &claims)
+                user_from_claims(self.kind(), &claims)
             }
-            Identity::GitHub(api) => api.user(&self.kind, access_token).await,
+            Identity::GitHub(api) => api.user(self.kind(), access_token).await,
             Identity::Oidc(verifier, userinfo) => {
                 let id_token = token
                     .extra_fields()
@@ -214,7 +222,7 @@ impl Upstream {
                     None => None,
                 };
                 let merged = claims::merge_userinfo(id_claims, info)?;
-                user_from_claims(&self.kind, &merged)
+                user_from_claims(self.kind(), &merged)
             }
         }
     }
@@ -281,11 +289,6 @@ fn ensure_loopback(host: &str) -> Result<(), UpstreamError> {
             "the dev provider only runs on a loopback address, not on host {host:?}"
         )))
     }
-}
-
-/// Routes of the upstream leg (the `dev` provider's login page).
-pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
-    dev::routes(cfg);
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use mcp_gateway::config::{ServiceSettings, Settings};
-use mcp_gateway::oauth::pkce;
+use mcp_gateway::core::pkce;
 use serde_json::Value;
 
 use crate::helpers::{spawn_app_with, TestApp};

@@ -184,7 +184,7 @@ struct EcKey {
 
 impl EcKey {
     fn generate(kid: &str) -> EcKey {
-        let pem = mcp_gateway::oauth::jwt::StoredKey::generate(0).expect("EC key").pem;
+        let pem = mcp_gateway::core::jwt::StoredKey::generate(0).expect("EC key").pem;
         let key = EncodingKey::from_ec_pem(pem.as_bytes()).expect("EC test key");
         let jwk = public_jwk(&key, Algorithm::ES256, kid);
         EcKey { kid: kid.to_owned(), key, jwk }
@@ -450,7 +450,7 @@ async fn authorize(idp: web::Data<Shared>, query: web::Query<HashMap<String, Str
     } else if !redirect_allowed(&inner, &get("redirect_uri")) {
         Some("redirect_uri not registered")
     } else if get("code_challenge_method") != "S256"
-        || !mcp_gateway::oauth::pkce::is_valid_challenge(&get("code_challenge"))
+        || !mcp_gateway::core::pkce::is_valid_challenge(&get("code_challenge"))
     {
         Some("PKCE S256 code_challenge required")
     } else if get("state").is_empty() {
@@ -518,7 +518,7 @@ async fn token(
     };
     let verifier = form.get("code_verifier").map(String::as_str).unwrap_or("");
     if form.get("redirect_uri") != Some(&grant.record.redirect_uri)
-        || !mcp_gateway::oauth::pkce::verify_s256(&grant.record.code_challenge, verifier)
+        || !mcp_gateway::core::pkce::verify_s256(&grant.record.code_challenge, verifier)
     {
         return oauth_error(400, "invalid_grant");
     }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use mcp_gateway::config::{ServiceSettings, Settings};
-use mcp_gateway::oauth::model::AccessClaims;
+use mcp_gateway::core::model::AccessClaims;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -3,8 +3,9 @@
 //! one sharing the storage backend; with the store down, an unknown session fails closed.
 
 use mcp_gateway::config::{RedisSettings, Settings, StorageSettings};
+use mcp_gateway::core::store::MemoryStore;
 use mcp_gateway::startup::Application;
-use mcp_gateway::storage::{self, Backend, MemoryStore};
+use mcp_gateway::storage::{self, Backend};
 
 use crate::backend::TestBackend;
 use crate::helpers::{base_settings, TestApp};
@@ -182,7 +183,7 @@ async fn with_the_store_down_only_sessions_known_locally_pass() {
     let url = backend.url("/record");
     let mut redis = RedisServer::start().await;
     let storage_settings = StorageSettings {
-        kind: "redis".into(),
+        kind: mcp_gateway::config::StorageKind::Redis,
         redis: RedisSettings {
             url: Some(format!("redis://127.0.0.1:{}", redis.port)),
             connect_timeout_ms: 1500,

@@ -2,8 +2,8 @@
 //! `complete`, for each provider kind against the test IdP (and the dev provider's own page).
 
 use mcp_gateway::config::Settings;
-use mcp_gateway::oauth::model::{UpstreamLogin, UserInfo};
-use mcp_gateway::oauth::pkce::challenge_s256;
+use mcp_gateway::core::model::{UpstreamLogin, UserInfo};
+use mcp_gateway::core::pkce::challenge_s256;
 use mcp_gateway::upstream::{Prepared, Upstream, UpstreamError};
 
 use crate::helpers::{base_settings, spawn_app};

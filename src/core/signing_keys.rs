@@ -1,6 +1,6 @@
 //! Signing keys kept in the storage backend, so every gateway instance signs and verifies
 //! with the same set: created once at first start ([`load_signing_keys`]), extended by
-//! `mcp-gateway rotate-keys` ([`rotate_keys`]), and re-read by each running instance every
+//! `mcp-gateway rotate-keys` ([`rotate_in`]), and re-read by each running instance every
 //! [`KEY_POLL`] ([`refresh_keys`], driven by the storage supervisor).
 //!
 //! A rotated-in key starts signing [`KEY_ACTIVATION_DELAY`] seconds after the rotation, well
@@ -9,13 +9,23 @@
 
 use std::time::Duration;
 
-use crate::actors::supervisor::connect_backend;
-use crate::config::Settings;
-use crate::oauth::jwt::{active_kid, KeyRing, SigningKeys, StoredKey, LEEWAY_SECS};
-use crate::oauth::model::keys;
-use crate::startup::StartupError;
-use crate::state::Clock;
-use crate::storage::{json, Backend, StoreError};
+use super::jwt::{active_kid, KeyRing, SigningKeys, StoredKey, LEEWAY_SECS};
+use super::model::keys;
+use super::store::{json, Store, StoreError};
+
+/// Why the key set could not be loaded or extended.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The store failed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// A key could not be made, or the stored set is unusable.
+    #[error("signing keys: {0}")]
+    Invalid(String),
+    /// Another process changed the set at the same moment.
+    #[error("{0}")]
+    Conflict(&'static str),
+}
 
 /// How often a running instance re-reads the stored key set.
 pub const KEY_POLL: Duration = Duration::from_secs(2);
@@ -25,7 +35,7 @@ pub const KEY_ACTIVATION_DELAY: i64 = 10;
 /// Extra seconds a retired key is kept past the last token it can have signed.
 const RETIRE_MARGIN: i64 = 60;
 
-/// What [`rotate_keys`] did, for the CLI to print.
+/// What [`rotate_in`] did, for the CLI to print.
 #[derive(Debug, Clone)]
 pub struct KeyRotation {
     /// Id of the new key.
@@ -40,35 +50,34 @@ pub struct KeyRotation {
 
 /// The signing key set kept in `backend`, created if absent. Several instances starting at
 /// once agree: only one `put_if_absent` wins and the others read the winner's set.
-pub async fn load_signing_keys(
-    backend: &Backend,
+pub async fn load_signing_keys<S: Store>(
+    backend: &S,
     issuer: &str,
     now: i64,
-) -> Result<SigningKeys, StartupError> {
+) -> Result<SigningKeys, KeyError> {
     let key = keys::signing_keys();
-    let stored = match json::get::<_, Vec<StoredKey>>(backend, &key).await.map_err(storage_error)? {
+    let stored = match json::get::<_, Vec<StoredKey>>(backend, &key).await? {
         Some(existing) => existing,
         None => {
-            let fresh = vec![StoredKey::generate(now).map_err(|e| StartupError::Storage(e.to_string()))?];
-            if json::put_if_absent(backend, &key, &fresh, None).await.map_err(storage_error)? {
+            let fresh = vec![StoredKey::generate(now).map_err(|e| KeyError::Invalid(e.to_string()))?];
+            if json::put_if_absent(backend, &key, &fresh, None).await? {
                 log::info!("created a new signing key");
                 fresh
             } else {
                 json::get(backend, &key)
-                    .await
-                    .map_err(storage_error)?
-                    .ok_or_else(|| StartupError::Storage("signing keys vanished while starting".into()))?
+                    .await?
+                    .ok_or(KeyError::Conflict("signing keys vanished while starting"))?
             }
         }
     };
-    SigningKeys::new_at(issuer, stored, now).map_err(|e| StartupError::Storage(format!("signing keys: {e}")))
+    SigningKeys::new_at(issuer, stored, now).map_err(|e| KeyError::Invalid(e.to_string()))
 }
 
 /// Re-reads the stored key set and puts it in `ring` when the keys, or the key that should
 /// sign at `now`, changed. Returns whether the ring changed. A missing stored set leaves the
 /// ring alone (never drop keys tokens were signed with).
-pub async fn refresh_keys(
-    backend: &Backend,
+pub async fn refresh_keys<S: Store>(
+    backend: &S,
     ring: &KeyRing,
     issuer: &str,
     now: i64,
@@ -92,43 +101,27 @@ fn kids(keys: &[StoredKey]) -> Vec<&str> {
     keys.iter().map(|k| k.kid.as_str()).collect()
 }
 
-/// `mcp-gateway rotate-keys`: connects the configured backend and adds a new signing key
-/// that every running instance picks up within [`KEY_POLL`] and signs with from
-/// [`KEY_ACTIVATION_DELAY`] seconds on. Tokens signed with older keys keep verifying until
-/// they expire; keys whose tokens have all expired are dropped. Refused on memory storage,
-/// whose keys live only inside a running gateway.
-pub async fn rotate_keys(settings: &Settings) -> Result<KeyRotation, StartupError> {
-    let (backend, fallback) = connect_backend(&settings.storage).await?;
-    if fallback || matches!(backend, Backend::Memory(_)) {
-        return Err(StartupError::Storage(
-            "rotate-keys needs a shared storage backend (storage.type redis or vault): with memory \
-             storage the keys live only inside the running gateway, and a restart makes new ones"
-                .into(),
-        ));
-    }
-    rotate_in(&backend, settings.tokens.access_token_ttl, Clock::default().now()).await
-}
-
-/// The rotation itself, on an already connected backend at time `now`.
-pub async fn rotate_in(backend: &Backend, access_ttl: u64, now: i64) -> Result<KeyRotation, StartupError> {
+/// `mcp-gateway rotate-keys` on an already connected backend at time `now`: adds a new
+/// signing key that every running instance picks up within [`KEY_POLL`] and signs with from
+/// [`KEY_ACTIVATION_DELAY`] seconds on. Tokens signed with older keys keep verifying until they
+/// expire; keys whose tokens have all expired are dropped.
+pub async fn rotate_in<S: Store>(backend: &S, access_ttl: u64, now: i64) -> Result<KeyRotation, KeyError> {
     let key = keys::signing_keys();
-    let existing: Option<Vec<StoredKey>> = json::get(backend, &key).await.map_err(storage_error)?;
+    let existing: Option<Vec<StoredKey>> = json::get(backend, &key).await?;
     let first = existing.is_none();
     // The very first key may sign at once: no instance can hold tokens of another yet.
     let signs_from = if first { now } else { now + KEY_ACTIVATION_DELAY };
-    let fresh = StoredKey::generate(signs_from).map_err(|e| StartupError::Storage(e.to_string()))?;
+    let fresh = StoredKey::generate(signs_from).map_err(|e| KeyError::Invalid(e.to_string()))?;
     let (mut kept, retired) = retire(existing.unwrap_or_default(), access_ttl, now);
     kept.push(fresh.clone());
     let written = if first {
-        json::put_if_absent(backend, &key, &kept, None).await.map_err(storage_error)?
+        json::put_if_absent(backend, &key, &kept, None).await?
     } else {
-        json::put(backend, &key, &kept, None).await.map_err(storage_error)?;
+        json::put(backend, &key, &kept, None).await?;
         true
     };
     if !written {
-        return Err(StartupError::Storage(
-            "a gateway created the first key meanwhile; run rotate-keys again".into(),
-        ));
+        return Err(KeyError::Conflict("a gateway created the first key meanwhile; run rotate-keys again"));
     }
     log::info!("added signing key {} (signs from {signs_from})", fresh.kid);
     Ok(KeyRotation {
@@ -157,14 +150,10 @@ fn retire(mut keys: Vec<StoredKey>, access_ttl: u64, now: i64) -> (Vec<StoredKey
     (kept, retired)
 }
 
-fn storage_error(e: StoreError) -> StartupError {
-    StartupError::Storage(e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::MemoryStore;
+    use crate::core::store::MemoryStore;
 
     fn key(kid: &str, created_at: i64) -> StoredKey {
         StoredKey { kid: kid.into(), pem: String::new(), created_at }
@@ -184,8 +173,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn rotation_adds_a_pending_key_that_instances_pick_up() -> Result<(), StartupError> {
-        let backend = Backend::Memory(MemoryStore::new());
+    async fn rotation_adds_a_pending_key_that_instances_pick_up() -> Result<(), KeyError> {
+        let backend = MemoryStore::new();
         let first = load_signing_keys(&backend, "http://gw", 1000).await?;
         let old_kid = first.active_kid().to_owned();
         let ring = KeyRing::new(first);
@@ -193,14 +182,32 @@ mod tests {
         assert_eq!(rotation.signs_from, 2000 + KEY_ACTIVATION_DELAY);
         assert_eq!(rotation.kept, vec![old_kid.clone(), rotation.kid.clone()]);
 
-        assert!(refresh_keys(&backend, &ring, "http://gw", 2001).await.map_err(storage_error)?);
+        assert!(refresh_keys(&backend, &ring, "http://gw", 2001).await?);
         assert_eq!(ring.current().stored().len(), 2, "the new key verifies at once");
         assert_eq!(ring.current().active_kid(), old_kid, "but does not sign yet");
-        assert!(!refresh_keys(&backend, &ring, "http://gw", 2002).await.map_err(storage_error)?);
-        assert!(refresh_keys(&backend, &ring, "http://gw", 2000 + KEY_ACTIVATION_DELAY)
-            .await
-            .map_err(storage_error)?);
+        assert!(!refresh_keys(&backend, &ring, "http://gw", 2002).await?);
+        assert!(refresh_keys(&backend, &ring, "http://gw", 2000 + KEY_ACTIVATION_DELAY).await?);
         assert_eq!(ring.current().active_kid(), rotation.kid);
+        Ok(())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn instances_starting_together_agree_on_one_signing_key() -> Result<(), KeyError> {
+        let backend = MemoryStore::new();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let backend = backend.clone();
+                tokio::spawn(async move { load_signing_keys(&backend, "http://gw.test", 1000).await })
+            })
+            .collect();
+        let mut kids = std::collections::BTreeSet::new();
+        for task in tasks {
+            let keys = task.await.map_err(|e| KeyError::Invalid(e.to_string()))??;
+            kids.insert(keys.stored().iter().map(|k| k.kid.clone()).collect::<Vec<_>>());
+        }
+        assert_eq!(kids.len(), 1, "every instance loaded the same key set");
+        let again = load_signing_keys(&backend, "http://gw.test", 2000).await?;
+        assert!(kids.contains(&again.stored().iter().map(|k| k.kid.clone()).collect::<Vec<_>>()));
         Ok(())
     }
 }

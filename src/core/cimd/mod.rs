@@ -3,19 +3,49 @@
 //! metadata a registration would have given is fetched from that URL.
 //!
 //! This file holds the rules that need no network: the grammar of a client id URL and the
-//! content rules of the document. [`fetch`] does the guarded GET, [`cache`] keeps documents as
-//! long as their HTTP caching headers allow. The client registry ties them together.
+//! content rules of the document, plus the [`DocumentFetcher`] port through which the
+//! registry gets a document (the guarded GET itself is `crate::fetch`). [`cache`] keeps
+//! documents as long as their HTTP caching headers allow. The client registry ties them
+//! together.
 //!
 //! Only public clients: a document cannot carry a secret (anyone can read it), so its
 //! `token_endpoint_auth_method` must be `none`; `private_key_jwt` is refused too because the
 //! gateway does not verify client assertions.
 
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
 use url::{Host, Url};
 
-use crate::actors::ClientMetadata;
+use super::model::ClientMetadata;
 
 pub mod cache;
-pub mod fetch;
+
+/// Longest a fetch may take, DNS to last byte.
+pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Largest document read.
+pub const MAX_DOCUMENT: usize = 64 * 1024;
+
+/// A fetched document and how long it may be cached (0: not at all).
+#[derive(Debug)]
+pub struct Fetched {
+    /// The raw body, at most [`MAX_DOCUMENT`] bytes.
+    pub body: Bytes,
+    /// Seconds the document may be reused, from `Cache-Control` ([`cache::lifetime`]).
+    pub cache_for: u64,
+}
+
+/// A fetch in flight. Not `Send`: the HTTP client behind it may be bound to its thread.
+pub type FetchFuture<'a> = Pin<Box<dyn Future<Output = Result<Fetched, CimdError>> + 'a>>;
+
+/// How the registry gets a metadata document: a GET of `url` with the guards of draft §8.6
+/// (public addresses only unless `allow_private`, no redirects, [`MAX_DOCUMENT`] and
+/// [`TIMEOUT`] bounds).
+pub trait DocumentFetcher: Send + Sync + 'static {
+    /// Fetches `url`.
+    fn fetch<'a>(&'a self, url: &'a Url, allow_private: bool) -> FetchFuture<'a>;
+}
 
 /// Why a metadata document client could not be used. The text is safe to show to the client:
 /// it names the rule, never a resolved address or a response body.
@@ -39,10 +69,10 @@ pub enum CimdError {
     /// Not `application/json` (or `+json`).
     #[error("the metadata document is not served as JSON")]
     NotJson,
-    /// Over [`fetch::MAX_DOCUMENT`].
+    /// Over [`MAX_DOCUMENT`].
     #[error("the metadata document is larger than 64 KiB")]
     TooLarge,
-    /// Slower than [`fetch::TIMEOUT`].
+    /// Slower than [`TIMEOUT`].
     #[error("the metadata document took too long to fetch")]
     Timeout,
     /// The document breaks a content rule.

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::oauth::model::Client;
+use crate::core::model::Client;
 
 /// Kept this long when the response says nothing about caching.
 pub const DEFAULT_TTL: u64 = 300;
@@ -77,7 +77,7 @@ impl DocumentCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oauth::model::ClientSource;
+    use crate::core::model::ClientSource;
 
     fn client(id: &str) -> Client {
         Client {

@@ -2,9 +2,11 @@
 //! HTML pages rendered from `static/` templates with escaping, and security headers.
 
 use actix_web::http::header::{self, ContentType};
-use actix_web::{error, web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::error::OAuthError;
+use crate::core::OAuthError;
+
+pub mod error;
 
 /// Makes form, JSON and query parse failures `invalid_request` JSON instead of actix's text.
 pub fn configure_extractors(cfg: &mut web::ServiceConfig) {
@@ -13,7 +15,7 @@ pub fn configure_extractors(cfg: &mut web::ServiceConfig) {
         .app_data(web::QueryConfig::default().error_handler(extractor_error));
 }
 
-fn extractor_error(err: impl std::fmt::Display, _req: &HttpRequest) -> error::Error {
+fn extractor_error(err: impl std::fmt::Display, _req: &HttpRequest) -> actix_web::Error {
     log::debug!("rejected request body or query: {err}");
     OAuthError::InvalidRequest(format!("malformed request: {}", first_line(&err.to_string()))).into()
 }
@@ -84,7 +86,7 @@ pub fn html_page(status: actix_web::http::StatusCode, body: String) -> HttpRespo
 /// The error page (`static/error.html`): for failures that must not redirect, such as an
 /// unknown client or an unregistered redirect URI.
 pub fn error_page(status: actix_web::http::StatusCode, title: &str, message: &str) -> HttpResponse {
-    let body = render(include_str!("../static/error.html"), &[("title", title), ("message", message)]);
+    let body = render(include_str!("../../static/error.html"), &[("title", title), ("message", message)]);
     html_page(status, body)
 }
 

@@ -1,11 +1,11 @@
-//! The one error type of the HTTP boundary: every failure a client can see becomes an RFC 6749
-//! §5.2 JSON body (`error`, `error_description`) with the status the RFCs ask for. Causes go to
-//! the log, never into the response.
+//! The error vocabulary of the OAuth services: the RFC 6749 §5.2 error codes (plus RFC 7591,
+//! RFC 8707 and RFC 6750 ones), each with a description safe to show the client. Causes go to
+//! the log, never into the description. The HTTP status and body are given at the web edge
+//! (`crate::web::error`).
 
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+
+use super::store::StoreError;
 
 /// An OAuth error as a client sees it.
 #[derive(Debug, thiserror::Error)]
@@ -116,37 +116,10 @@ pub struct ErrorBody<'a> {
     pub error_description: &'a str,
 }
 
-impl ResponseError for OAuthError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            OAuthError::InvalidClient(_) => StatusCode::UNAUTHORIZED,
-            OAuthError::AccessDenied(_) | OAuthError::InsufficientScope(_) => StatusCode::FORBIDDEN,
-            OAuthError::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            OAuthError::ServerError(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut res = HttpResponse::build(self.status_code());
-        res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
-        match self {
-            OAuthError::InvalidClient(_) => {
-                res.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"mcp-gateway\""));
-            }
-            OAuthError::TemporarilyUnavailable(_) => {
-                res.insert_header((header::RETRY_AFTER, "5"));
-            }
-            _ => {}
-        }
-        res.json(self.body())
-    }
-}
-
-impl From<crate::storage::StoreError> for OAuthError {
-    fn from(err: crate::storage::StoreError) -> Self {
+impl From<StoreError> for OAuthError {
+    fn from(err: StoreError) -> Self {
         match err {
-            crate::storage::StoreError::Unavailable(cause) => {
+            StoreError::Unavailable(cause) => {
                 log::warn!("storage unavailable: {cause}");
                 OAuthError::TemporarilyUnavailable("storage backend unavailable, retry later".into())
             }
@@ -155,29 +128,20 @@ impl From<crate::storage::StoreError> for OAuthError {
     }
 }
 
-impl From<actix::MailboxError> for OAuthError {
-    fn from(err: actix::MailboxError) -> Self {
-        OAuthError::internal(format!("actor mailbox: {err}"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn statuses_follow_rfc_6749() {
-        assert_eq!(OAuthError::InvalidGrant("x".into()).status_code(), StatusCode::BAD_REQUEST);
-        assert_eq!(OAuthError::InvalidClient("x".into()).status_code(), StatusCode::UNAUTHORIZED);
-        assert_eq!(
-            OAuthError::TemporarilyUnavailable("x".into()).status_code(),
-            StatusCode::SERVICE_UNAVAILABLE
-        );
-    }
-
-    #[test]
     fn internal_errors_hide_their_cause() {
         let err = OAuthError::internal("password=hunter2");
         assert_eq!(err.description(), "internal error");
+    }
+
+    #[test]
+    fn an_unreachable_store_asks_to_retry() {
+        let err = OAuthError::from(StoreError::Unavailable("connection refused".into()));
+        assert_eq!(err.code(), "temporarily_unavailable");
+        assert!(!err.description().contains("refused"));
     }
 }

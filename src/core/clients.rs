@@ -1,27 +1,24 @@
-//! The client registry: owns registered OAuth clients (RFC 7591 dynamic registration) and
+//! The client registry: registered OAuth clients (RFC 7591 dynamic registration) and
 //! client authentication at the token, revocation and introspection endpoints.
 //!
 //! Clients are stored under [`keys::client`] without a TTL: a registration lives until the
 //! backend is wiped. Secrets exist in plain form only in the registration response; storage
 //! holds their SHA-256.
 //!
-//! A client id that is a URL names a Client ID Metadata Document ([`crate::oauth::cimd`]):
+//! A client id that is a URL names a Client ID Metadata Document ([`super::cimd`]):
 //! never stored, fetched when needed, validated with the same rules as a registration plus the
 //! document's own, and kept in a process-wide cache as long as its HTTP caching headers allow.
 
 use std::sync::Arc;
 
-use actix::prelude::*;
-
-use super::{AuthenticateClient, ClientMetadata, GetClient, RegisterClient, Registered};
+use super::cimd::{self, cache::DocumentCache, CimdError, DocumentFetcher};
+use super::clock::Clock;
+use super::error::OAuthError;
+use super::model::{keys, normalize_scope, Client, ClientMetadata, ClientSource, Registered};
+use super::redirect_uri;
+use super::store::{json, Store};
 use crate::config::Settings;
-use crate::error::OAuthError;
-use crate::oauth::cimd::{self, cache::DocumentCache, CimdError};
-use crate::oauth::model::{keys, Client, ClientSource};
-use crate::oauth::redirect_uri;
 use crate::secret::{constant_time_eq, hash_token, random_token};
-use crate::state::Clock;
-use crate::storage::{json, Backend};
 
 /// Longest accepted `client_name`, in characters.
 const MAX_NAME_CHARS: usize = 200;
@@ -39,12 +36,14 @@ const GRANT_TYPES: [&str; 2] = ["authorization_code", "refresh_token"];
 const RESPONSE_TYPES: [&str; 1] = ["code"];
 const APPLICATION_TYPES: [&str; 2] = ["web", "native"];
 
-/// The registry's logic: validation, storage, authentication. Unit-tested without actix.
-pub struct ClientStore {
-    backend: Backend,
+/// The registry over the store `S`: validation, storage, authentication.
+pub struct ClientStore<S> {
+    backend: S,
     settings: Arc<Settings>,
     clock: Clock,
-    /// Validated metadata documents, shared by every worker through the one actor.
+    /// How metadata documents are fetched.
+    fetcher: Arc<dyn DocumentFetcher>,
+    /// Validated metadata documents, shared by every actor instance of the process.
     documents: DocumentCache,
 }
 
@@ -55,10 +54,10 @@ struct Validated {
     response_types: Vec<String>,
 }
 
-impl ClientStore {
-    /// A registry over `backend`.
-    pub fn new(backend: Backend, settings: Arc<Settings>, clock: Clock) -> Self {
-        ClientStore { backend, settings, clock, documents: DocumentCache::default() }
+impl<S: Store> ClientStore<S> {
+    /// A registry over `backend`, fetching metadata documents with `fetcher`.
+    pub fn new(backend: S, settings: Arc<Settings>, clock: Clock, fetcher: Arc<dyn DocumentFetcher>) -> Self {
+        ClientStore { backend, settings, clock, fetcher, documents: DocumentCache::default() }
     }
 
     /// Validates `meta` (RFC 7591 §2) and stores a new client with a random id. A secret is
@@ -66,24 +65,9 @@ impl ClientStore {
     pub async fn register(&self, meta: ClientMetadata) -> Result<Registered, OAuthError> {
         let valid = validate(&meta)?;
         let client_secret = (valid.auth_method != "none").then(|| random_token(32));
-        let client = Client {
-            client_id: random_token(16),
-            client_secret_hash: client_secret.as_deref().map(hash_token),
-            client_name: meta.client_name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
-            redirect_uris: meta.redirect_uris,
-            token_endpoint_auth_method: valid.auth_method,
-            grant_types: valid.grant_types,
-            response_types: valid.response_types,
-            scope: meta
-                .scope
-                .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
-                .filter(|s| !s.is_empty()),
-            application_type: meta.application_type,
-            client_uri: meta.client_uri,
-            logo_uri: meta.logo_uri,
-            client_id_issued_at: self.clock.now(),
-            source: ClientSource::Registered,
-        };
+        let mut client =
+            build_client(random_token(16), meta, valid, self.clock.now(), ClientSource::Registered);
+        client.client_secret_hash = client_secret.as_deref().map(hash_token);
         // 16 random bytes do not collide in practice; put_if_absent makes sure a collision
         // could never overwrite another client's registration.
         if !json::put_if_absent(&self.backend, &keys::client(&client.client_id), &client, None).await? {
@@ -120,27 +104,10 @@ impl ClientStore {
             OAuthError::InvalidClient(e.to_string())
         };
         let url = cimd::parse_client_id(client_id, allow_private).map_err(refused)?;
-        let fetched = cimd::fetch::fetch(&url, allow_private).await.map_err(refused)?;
+        let fetched = self.fetcher.fetch(&url, allow_private).await.map_err(refused)?;
         let meta = cimd::parse_document(&fetched.body, client_id).map_err(refused)?;
         let valid = validate(&meta).map_err(|e| refused(CimdError::Invalid(e.description().to_owned())))?;
-        let client = Client {
-            client_id: client_id.to_owned(),
-            client_secret_hash: None,
-            client_name: meta.client_name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
-            redirect_uris: meta.redirect_uris,
-            token_endpoint_auth_method: valid.auth_method,
-            grant_types: valid.grant_types,
-            response_types: valid.response_types,
-            scope: meta
-                .scope
-                .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
-                .filter(|s| !s.is_empty()),
-            application_type: meta.application_type,
-            client_uri: meta.client_uri,
-            logo_uri: meta.logo_uri,
-            client_id_issued_at: now,
-            source: ClientSource::MetadataDocument,
-        };
+        let client = build_client(client_id.to_owned(), meta, valid, now, ClientSource::MetadataDocument);
         if fetched.cache_for > 0 {
             let until = now.saturating_add(i64::try_from(fetched.cache_for).unwrap_or(i64::MAX));
             self.documents.put(client.clone(), now, until);
@@ -166,6 +133,31 @@ impl ClientStore {
         } else {
             Err(refused())
         }
+    }
+}
+
+/// The one way a [`Client`] record is made from validated metadata (no secret yet).
+fn build_client(
+    client_id: String,
+    meta: ClientMetadata,
+    valid: Validated,
+    now: i64,
+    source: ClientSource,
+) -> Client {
+    Client {
+        client_id,
+        client_secret_hash: None,
+        client_name: meta.client_name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()),
+        redirect_uris: meta.redirect_uris,
+        token_endpoint_auth_method: valid.auth_method,
+        grant_types: valid.grant_types,
+        response_types: valid.response_types,
+        scope: meta.scope.map(|s| normalize_scope(&s)).filter(|s| !s.is_empty()),
+        application_type: meta.application_type,
+        client_uri: meta.client_uri,
+        logo_uri: meta.logo_uri,
+        client_id_issued_at: now,
+        source,
     }
 }
 
@@ -274,63 +266,24 @@ fn bad_metadata(description: String) -> OAuthError {
     OAuthError::InvalidClientMetadata(description)
 }
 
-/// The client registry actor: a thin shell over [`ClientStore`].
-pub struct ClientRegistry {
-    inner: Arc<ClientStore>,
-}
-
-impl ClientRegistry {
-    /// The actor over `store`.
-    pub fn new(store: Arc<ClientStore>) -> Self {
-        ClientRegistry { inner: store }
-    }
-}
-
-impl Actor for ClientRegistry {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(self.inner.settings.runtime.mailbox_capacity);
-    }
-}
-
-/// Restarted by [`actix::Supervisor`] with the same store if it ever stops.
-impl Supervised for ClientRegistry {}
-
-impl Handler<RegisterClient> for ClientRegistry {
-    type Result = ResponseFuture<Result<Registered, OAuthError>>;
-
-    fn handle(&mut self, msg: RegisterClient, _: &mut Self::Context) -> Self::Result {
-        let inner = self.inner.clone();
-        Box::pin(async move { inner.register(msg.0).await })
-    }
-}
-
-impl Handler<GetClient> for ClientRegistry {
-    type Result = ResponseFuture<Result<Option<Client>, OAuthError>>;
-
-    fn handle(&mut self, msg: GetClient, _: &mut Self::Context) -> Self::Result {
-        let inner = self.inner.clone();
-        Box::pin(async move { inner.get(&msg.client_id).await })
-    }
-}
-
-impl Handler<AuthenticateClient> for ClientRegistry {
-    type Result = ResponseFuture<Result<Client, OAuthError>>;
-
-    fn handle(&mut self, msg: AuthenticateClient, _: &mut Self::Context) -> Self::Result {
-        let inner = self.inner.clone();
-        Box::pin(async move { inner.authenticate(&msg.client_id, msg.client_secret.as_deref()).await })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actors::supervisor::testing;
+    use crate::core::store::MemoryStore;
+    use crate::core::testing;
 
-    fn store() -> ClientStore {
-        ClientStore::new(testing::memory(), testing::settings(), Clock::default())
+    /// Fetching is the `crate::fetch` adapter's job, tested there and end to end; these tests
+    /// never reach it.
+    struct NoNetwork;
+
+    impl DocumentFetcher for NoNetwork {
+        fn fetch<'a>(&'a self, _: &'a url::Url, _: bool) -> cimd::FetchFuture<'a> {
+            Box::pin(async { Err(CimdError::Unreachable("no network in unit tests".into())) })
+        }
+    }
+
+    fn store() -> ClientStore<MemoryStore> {
+        ClientStore::new(testing::memory(), testing::settings(), Clock::default(), Arc::new(NoNetwork))
     }
 
     fn meta(redirects: &[&str]) -> ClientMetadata {

@@ -3,7 +3,7 @@
 //! codes and the markers of redeemed codes.
 //!
 //! Codes and states are stored only under their hash and are single use through
-//! [`Store::take`](crate::storage::Store::take): of any number of concurrent redemptions of one
+//! [`Store::take`]: of any number of concurrent redemptions of one
 //! code, on any number of instances, exactly one finds it. Each record's lifetime is stamped
 //! here from settings (the handler's `expires_at` is replaced), checked against the clock on
 //! read, and also given to the backend as a TTL so it forgets the record.
@@ -16,33 +16,26 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::prelude::*;
-
-use super::{BeginUpstream, GetLogin, IssueCode, RedeemCode, Redemption, SaveLogin, TakeLogin, TakeUpstream};
-use crate::config::Settings;
-use crate::error::OAuthError;
-use crate::oauth::model::{keys, AuthCode, PendingAuthorization, UpstreamLogin};
+use super::clock::{secs, Clock};
+use super::error::OAuthError;
+use super::model::{keys, AuthCode, PendingAuthorization, Redemption, UpstreamLogin};
+use super::store::{json, ttl, Store, RECHECK_MS};
+use crate::config::{Settings, MAX_CODE_TTL};
 use crate::secret::{hash_token, random_token};
-use crate::state::Clock;
-use crate::storage::{json, Backend};
 
-/// OAuth 2.1 §4.1.2: codes live at most ten minutes, whatever the configuration says.
-const MAX_CODE_TTL: u64 = 600;
 /// How long past a code's own lifetime its redemption is remembered at least.
 const USED_CODE_MARGIN: u64 = 3600;
-/// Pauses (ms) before looking again for a used-marker that is not there yet.
-const RECHECK_MS: [u64; 6] = [10, 20, 40, 80, 160, 320];
 
-/// The logic behind [`AuthCodes`]. Unit-tested without actix.
-pub struct CodeStore {
-    backend: Backend,
+/// Pending authorizations, upstream login states and codes over the store `S`.
+pub struct CodeStore<S> {
+    backend: S,
     settings: Arc<Settings>,
     clock: Clock,
 }
 
-impl CodeStore {
+impl<S: Store> CodeStore<S> {
     /// A code store over `backend`.
-    pub fn new(backend: Backend, settings: Arc<Settings>, clock: Clock) -> Self {
+    pub fn new(backend: S, settings: Arc<Settings>, clock: Clock) -> Self {
         CodeStore { backend, settings, clock }
     }
 
@@ -50,6 +43,8 @@ impl CodeStore {
         self.settings.tokens.login_ttl
     }
 
+    /// `tokens.code_ttl`; config validation refuses more than [`MAX_CODE_TTL`] (OAuth 2.1
+    /// §4.1.2: ten minutes), and the cap here keeps that true for settings built in code.
     fn code_ttl(&self) -> u64 {
         self.settings.tokens.code_ttl.min(MAX_CODE_TTL)
     }
@@ -98,11 +93,10 @@ impl CodeStore {
 
     /// Redeems a code. The atomic take decides single use; a successful redemption then
     /// leaves a marker naming the token family, so a later replay can be told from an unknown
-    /// code and the family revoked.
-    ///
-    /// Between the take and the marker write a concurrent replay sees neither and gets
-    /// [`Redemption::Invalid`]: still refused, it just cannot revoke the family. Closing that
-    /// window would need a take-and-put in one storage operation, which the trait lacks.
+    /// code and the family revoked. A replay racing the winner (after its take, before its
+    /// marker write) finds the marker when it looks again (see the module docs); only a
+    /// winner stalled for longer than all the pauses together leaves it [`Redemption::Invalid`]:
+    /// refused all the same, just without revoking the family.
     pub async fn redeem(&self, code: &str) -> Result<Redemption, OAuthError> {
         let hash = hash_token(code);
         let found: Option<AuthCode> = json::take(&self.backend, &keys::code(&hash)).await?;
@@ -133,106 +127,13 @@ impl CodeStore {
     }
 }
 
-fn secs(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX / 4)
-}
-
-fn ttl(n: u64) -> Option<Duration> {
-    Some(Duration::from_secs(n))
-}
-
-/// The auth-code actor: a thin shell over [`CodeStore`].
-pub struct AuthCodes {
-    inner: Arc<CodeStore>,
-}
-
-impl AuthCodes {
-    /// The actor over `store`.
-    pub fn new(store: Arc<CodeStore>) -> Self {
-        AuthCodes { inner: store }
-    }
-}
-
-impl Actor for AuthCodes {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(self.inner.settings.runtime.mailbox_capacity);
-    }
-}
-
-/// Restarted by [`actix::Supervisor`] with the same store if it ever stops.
-impl Supervised for AuthCodes {}
-
-impl Handler<SaveLogin> for AuthCodes {
-    type Result = ResponseFuture<Result<(), OAuthError>>;
-
-    fn handle(&mut self, msg: SaveLogin, _: &mut Self::Context) -> Self::Result {
-        let inner = self.inner.clone();
-        Box::pin(async move { inner.save_login(msg.0).await })
-    }
-}
-
-impl Handler<GetLogin> for AuthCodes {
-    type Result = ResponseFuture<Result<Option<PendingAuthorization>, OAuthError>>;
-
-    fn handle(&mut self, msg: GetLogin, _: &mut Self::Context) -> Self::Result {
-        let inner = self.inner.clone();
-        Box::pin(async move { inner.get_login(&msg.id).await })
-    }
-}
-
-impl Handler<TakeLogin> for AuthCodes {
-    type Result = ResponseFuture<Result<Option<PendingAuthorization>, OAuthError>>;
-
-    fn handle(&mut self, msg: TakeLogin, _: &mut Self::Context) -> Self::Result {
-        let inner = self.inner.clone();
-        Box::pin(async move { inner.take_login(&msg.id).await })
-    }
-}
-
-impl Handler<BeginUpstream> for AuthCodes {
-    type Result = ResponseFuture<Result<String, OAuthError>>;
-
-    fn handle(&mut self, msg: BeginUpstream, _: &mut Self::Context) -> Self::Result {
-        let inner = self.inner.clone();
-        Box::pin(async move { inner.begin_upstream(msg.0).await })
-    }
-}
-
-impl Handler<TakeUpstream> for AuthCodes {
-    type Result = ResponseFuture<Result<Option<UpstreamLogin>, OAuthError>>;
-
-    fn handle(&mut self, msg: TakeUpstream, _: &mut Self::Context) -> Self::Result {
-        let inner = self.inner.clone();
-        Box::pin(async move { inner.take_upstream(&msg.state).await })
-    }
-}
-
-impl Handler<IssueCode> for AuthCodes {
-    type Result = ResponseFuture<Result<String, OAuthError>>;
-
-    fn handle(&mut self, msg: IssueCode, _: &mut Self::Context) -> Self::Result {
-        let inner = self.inner.clone();
-        Box::pin(async move { inner.issue_code(msg.0).await })
-    }
-}
-
-impl Handler<RedeemCode> for AuthCodes {
-    type Result = ResponseFuture<Result<Redemption, OAuthError>>;
-
-    fn handle(&mut self, msg: RedeemCode, _: &mut Self::Context) -> Self::Result {
-        let inner = self.inner.clone();
-        Box::pin(async move { inner.redeem(&msg.code).await })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actors::supervisor::testing;
+    use crate::core::store::MemoryStore;
+    use crate::core::testing;
 
-    fn store() -> (CodeStore, Clock) {
+    fn store() -> (CodeStore<MemoryStore>, Clock) {
         let clock = Clock::default();
         (CodeStore::new(testing::memory(), testing::settings(), clock.clone()), clock)
     }
@@ -315,10 +216,9 @@ mod tests {
         let backend = testing::memory();
         let s = CodeStore::new(backend.clone(), testing::settings(), Clock::default());
         let code = s.issue_code(testing::auth_code("f")).await?;
-        let crate::storage::Backend::Memory(mem) = &backend else { unreachable!("memory backend") };
         assert!(json::get::<_, AuthCode>(&backend, &keys::code(&code)).await?.is_none());
         assert!(json::get::<_, AuthCode>(&backend, &keys::code(&hash_token(&code))).await?.is_some());
-        assert_eq!(mem.len(), 1);
+        assert_eq!(backend.len(), 1);
         Ok(())
     }
 

@@ -26,9 +26,9 @@ use vaultrs::api::kv2::requests::{ReadSecretRequest, SetSecretRequestOptions};
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
-use super::{Revocation, Store, StoreError};
 use crate::config::VaultSettings;
-use crate::state::RevocationSet;
+use crate::core::revocation::{Revocation, RevocationSet};
+use crate::core::store::{Revocations, Store, StoreError};
 
 /// Entries the sweep inspects per round, so one round stays short however big the store is.
 const SWEEP_BATCH: usize = 500;
@@ -548,7 +548,9 @@ impl Store for VaultStore {
         // Reading a key that does not exist checks reachability, token, mount and policy.
         self.read(&self.path("\u{0}ping")).await.map(drop)
     }
+}
 
+impl Revocations for VaultStore {
     async fn publish_revocation(&self, rev: &Revocation) -> Result<(), StoreError> {
         let path = self.under_prefix(&format!("{REVOCATIONS_DIR}/{}", revocation_name(rev)));
         // The name says it all; the entry itself only has to exist.

@@ -26,9 +26,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::model::keys;
+use super::store::{json, Store, StoreError};
 use crate::config::Settings;
-use crate::oauth::model::keys;
-use crate::storage::{json, Backend, StoreError};
 
 /// How long a binding lives in the store after it was last written.
 pub const BINDING_TTL_SECS: i64 = 24 * 3600;
@@ -60,9 +60,10 @@ pub enum Verdict {
 }
 
 /// Session → user bindings of every authenticated service, shared by the workers of one
-/// process. The outer map is fixed at startup (one entry per service with
+/// process, over the store `S`. The outer map is fixed at startup (one entry per service with
 /// `auth_required: true`), so a lookup borrows the request's strings and allocates nothing.
-pub struct SessionBindings {
+pub struct SessionBindings<S> {
+    store: S,
     services: HashMap<String, Local>,
     capacity: usize,
 }
@@ -97,21 +98,21 @@ enum Known {
     Unknown,
 }
 
-impl SessionBindings {
-    /// Empty bindings for the services of `settings` that require a token.
-    pub fn new(settings: &Settings) -> Self {
-        Self::with_capacity(settings, LOCAL_CAPACITY)
+impl<S: Store> SessionBindings<S> {
+    /// Empty bindings for the services of `settings` that require a token, kept in `store`.
+    pub fn new(store: S, settings: &Settings) -> Self {
+        Self::with_capacity(store, settings, LOCAL_CAPACITY)
     }
 
     /// As [`SessionBindings::new`], keeping at most `capacity` bindings per service locally.
-    pub fn with_capacity(settings: &Settings, capacity: usize) -> Self {
+    pub fn with_capacity(store: S, settings: &Settings, capacity: usize) -> Self {
         let services = settings
             .mcp_services
             .iter()
             .filter(|(_, s)| s.auth_required)
             .map(|(id, _)| (id.clone(), Local::default()))
             .collect();
-        SessionBindings { services, capacity: capacity.max(1) }
+        SessionBindings { store, services, capacity: capacity.max(1) }
     }
 
     /// Whether `user` may use `session_id` of `service_id`. One local read when this process
@@ -119,7 +120,6 @@ impl SessionBindings {
     /// it either), after which the answer is cached.
     pub async fn check(
         &self,
-        store: &Backend,
         service_id: &str,
         session_id: &str,
         user: &str,
@@ -131,12 +131,12 @@ impl SessionBindings {
         match local.known(session_id, user, now) {
             Known::Same { renew: false } => Ok(Verdict::Allowed),
             Known::Same { renew: true } => {
-                renew(store, service_id, session_id, user, now).await;
+                renew(&self.store, service_id, session_id, user, now).await;
                 Ok(Verdict::Allowed)
             }
             Known::Other => Ok(Verdict::Forbidden),
             Known::Unknown => {
-                let record = claim(store, service_id, session_id, user, now).await?;
+                let record = claim(&self.store, service_id, session_id, user, now).await?;
                 local.insert(session_id, &record, now, self.capacity);
                 Ok(verdict(&record, user))
             }
@@ -149,7 +149,6 @@ impl SessionBindings {
     /// session was already bound to someone else, and that binding stays.
     pub async fn bind(
         &self,
-        store: &Backend,
         service_id: &str,
         session_id: &str,
         user: &str,
@@ -157,7 +156,7 @@ impl SessionBindings {
     ) -> Result<Verdict, StoreError> {
         // The same steps as a check: a backend that repeats the header on every response
         // costs nothing once the binding is known.
-        self.check(store, service_id, session_id, user, now).await
+        self.check(service_id, session_id, user, now).await
     }
 
     /// Bindings this process holds for `service_id` (tests, metrics).
@@ -231,8 +230,8 @@ fn ttl() -> Option<Duration> {
 /// The stored binding of the session, or a new one for `user` when there is none. Of several
 /// users claiming one session at once (on any instance), `put_if_absent` lets one win and the
 /// others read the winner.
-pub async fn claim(
-    store: &Backend,
+async fn claim<S: Store>(
+    store: &S,
     service_id: &str,
     session_id: &str,
     user: &str,
@@ -253,7 +252,7 @@ pub async fn claim(
 
 /// Writes the binding again to extend its TTL. A failure is only logged: the binding is still
 /// live in the store for at least half its TTL, and the next use tries again.
-async fn renew(store: &Backend, service_id: &str, session_id: &str, user: &str, now: i64) {
+async fn renew<S: Store>(store: &S, service_id: &str, session_id: &str, user: &str, now: i64) {
     let record = SessionRecord { user_id: user.to_owned(), renewed_at: now };
     if let Err(err) = json::put(store, &store_key(service_id, session_id), &record, ttl()).await {
         log::warn!("service '{service_id}': could not renew an MCP session binding: {err}");
@@ -266,7 +265,7 @@ mod tests {
 
     use super::*;
     use crate::config::ServiceSettings;
-    use crate::storage::{MemoryStore, Store};
+    use crate::core::store::MemoryStore;
 
     fn settings() -> Settings {
         let service = |auth_required| ServiceSettings {
@@ -285,49 +284,49 @@ mod tests {
         s
     }
 
-    fn memory() -> Backend {
-        Backend::Memory(MemoryStore::new())
+    fn bindings(store: &MemoryStore) -> SessionBindings<MemoryStore> {
+        SessionBindings::new(store.clone(), &settings())
     }
 
     #[tokio::test]
     async fn the_opener_keeps_the_session_and_others_are_refused() -> Result<(), StoreError> {
-        let (store, b) = (memory(), SessionBindings::new(&settings()));
-        assert_eq!(b.bind(&store, "svc", "s1", "alice", 100).await?, Verdict::Allowed);
-        assert_eq!(b.check(&store, "svc", "s1", "bob", 101).await?, Verdict::Forbidden);
-        assert_eq!(b.check(&store, "svc", "s1", "alice", 102).await?, Verdict::Allowed);
+        let b = bindings(&MemoryStore::new());
+        assert_eq!(b.bind("svc", "s1", "alice", 100).await?, Verdict::Allowed);
+        assert_eq!(b.check("svc", "s1", "bob", 101).await?, Verdict::Forbidden);
+        assert_eq!(b.check("svc", "s1", "alice", 102).await?, Verdict::Allowed);
         // The same session id of another service is another session.
-        assert_eq!(b.check(&store, "other", "s1", "bob", 103).await?, Verdict::Allowed);
+        assert_eq!(b.check("other", "s1", "bob", 103).await?, Verdict::Allowed);
         Ok(())
     }
 
     #[tokio::test]
     async fn open_services_are_not_bound() -> Result<(), StoreError> {
-        let (store, b) = (memory(), SessionBindings::new(&settings()));
-        assert_eq!(b.bind(&store, "open", "s1", "alice", 100).await?, Verdict::Allowed);
-        assert_eq!(b.check(&store, "open", "s1", "bob", 100).await?, Verdict::Allowed);
+        let b = bindings(&MemoryStore::new());
+        assert_eq!(b.bind("open", "s1", "alice", 100).await?, Verdict::Allowed);
+        assert_eq!(b.check("open", "s1", "bob", 100).await?, Verdict::Allowed);
         assert_eq!(b.local_len("open"), 0);
         Ok(())
     }
 
     #[tokio::test]
     async fn another_process_learns_the_binding_from_the_store_once() -> Result<(), StoreError> {
-        let store = memory();
-        let first = SessionBindings::new(&settings());
-        let second = SessionBindings::new(&settings());
-        first.bind(&store, "svc", "s1", "alice", 100).await?;
-        assert_eq!(second.check(&store, "svc", "s1", "bob", 101).await?, Verdict::Forbidden);
+        let store = MemoryStore::new();
+        let first = bindings(&store);
+        let second = bindings(&store);
+        first.bind("svc", "s1", "alice", 100).await?;
+        assert_eq!(second.check("svc", "s1", "bob", 101).await?, Verdict::Forbidden);
         assert_eq!(second.local_len("svc"), 1, "cached after one store read");
         // With the store gone, the cached answer still holds (no round trip per request).
         store.delete(&store_key("svc", "s1")).await?;
-        assert_eq!(second.check(&store, "svc", "s1", "bob", 102).await?, Verdict::Forbidden);
-        assert_eq!(second.check(&store, "svc", "s1", "alice", 102).await?, Verdict::Allowed);
+        assert_eq!(second.check("svc", "s1", "bob", 102).await?, Verdict::Forbidden);
+        assert_eq!(second.check("svc", "s1", "alice", 102).await?, Verdict::Allowed);
         Ok(())
     }
 
     #[tokio::test]
     async fn the_session_id_is_stored_hashed() -> Result<(), StoreError> {
-        let store = memory();
-        SessionBindings::new(&settings()).bind(&store, "svc", "secret-session", "alice", 1).await?;
+        let store = MemoryStore::new();
+        bindings(&store).bind("svc", "secret-session", "alice", 1).await?;
         assert!(store.get(&keys::mcp_session("svc", "secret-session")).await?.is_none());
         let key = store_key("svc", "secret-session");
         assert!(!key.contains("secret-session"));
@@ -337,11 +336,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_half_expired_binding_is_renewed_once() -> Result<(), StoreError> {
-        let store = memory();
-        let b = SessionBindings::new(&settings());
-        b.bind(&store, "svc", "s1", "alice", 0).await?;
+        let store = MemoryStore::new();
+        let b = bindings(&store);
+        b.bind("svc", "s1", "alice", 0).await?;
         let later = RENEW_AFTER_SECS + 5;
-        assert_eq!(b.check(&store, "svc", "s1", "alice", later).await?, Verdict::Allowed);
+        assert_eq!(b.check("svc", "s1", "alice", later).await?, Verdict::Allowed);
         let record: Option<SessionRecord> = json::get(&store, &store_key("svc", "s1")).await?;
         assert_eq!(record.map(|r| r.renewed_at), Some(later));
         // A second use right after finds nothing to renew.
@@ -351,26 +350,26 @@ mod tests {
 
     #[tokio::test]
     async fn a_stale_local_binding_is_read_again() -> Result<(), StoreError> {
-        let store = memory();
-        let b = SessionBindings::new(&settings());
-        b.bind(&store, "svc", "s1", "alice", 0).await?;
+        let store = MemoryStore::new();
+        let b = bindings(&store);
+        b.bind("svc", "s1", "alice", 0).await?;
         // A day later the local entry is no longer trusted; the store (here: still holding
         // the record) answers again.
         assert!(matches!(b.services["svc"].known("s1", "bob", BINDING_TTL_SECS), Known::Unknown));
-        assert_eq!(b.check(&store, "svc", "s1", "bob", BINDING_TTL_SECS).await?, Verdict::Forbidden);
+        assert_eq!(b.check("svc", "s1", "bob", BINDING_TTL_SECS).await?, Verdict::Forbidden);
         Ok(())
     }
 
     #[tokio::test]
     async fn the_local_map_stays_bounded() -> Result<(), StoreError> {
-        let store = memory();
-        let b = SessionBindings::with_capacity(&settings(), 4);
+        let store = MemoryStore::new();
+        let b = SessionBindings::with_capacity(store.clone(), &settings(), 4);
         for i in 0..20 {
-            b.bind(&store, "svc", &format!("s{i}"), "alice", 1).await?;
+            b.bind("svc", &format!("s{i}"), "alice", 1).await?;
         }
         assert_eq!(b.local_len("svc"), 4);
         // An evicted binding is still enforced, from the store.
-        assert_eq!(b.check(&store, "svc", "s0", "bob", 2).await?, Verdict::Forbidden);
+        assert_eq!(b.check("svc", "s0", "bob", 2).await?, Verdict::Forbidden);
         Ok(())
     }
 }

@@ -7,19 +7,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{Revocation, Store, StoreError};
-use crate::state::RevocationSet;
+use super::{Revocations, Store, StoreError};
+use crate::core::clock::Clock;
+use crate::core::revocation::{Revocation, RevocationSet};
 
 /// The memory backend. Cloning shares the same map.
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     inner: Arc<Mutex<Inner>>,
-    revocations: Arc<Mutex<Revocations>>,
+    revocations: Arc<Mutex<Published>>,
 }
 
 /// Revocations published on this store and the sets watching it.
 #[derive(Default)]
-struct Revocations {
+struct Published {
     published: Vec<Revocation>,
     watchers: Vec<RevocationSet>,
 }
@@ -117,12 +118,14 @@ impl Store for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+}
 
+impl Revocations for MemoryStore {
     async fn publish_revocation(&self, rev: &Revocation) -> Result<(), StoreError> {
         let mut revs = self.revocations.lock().unwrap_or_else(|p| p.into_inner());
         // `until` is gateway-clock time, which never runs behind the real clock: an entry
         // moot by the real clock is moot for every instance.
-        let now = crate::state::Clock::default().now();
+        let now = Clock::default().now();
         revs.published.retain(|r| r.until > now);
         revs.published.push(rev.clone());
         for set in &revs.watchers {

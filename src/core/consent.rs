@@ -1,4 +1,4 @@
-//! Sessions: owns remembered consent grants, one record per (user, client) pair, valid for
+//! Remembered consent: one grant record, one record per (user, client) pair, valid for
 //! `tokens.consent_ttl` from the latest approval. The consent page names the service and the
 //! scopes, so the record keeps, per service, the scopes approved; a later request skips the
 //! page only for a service already approved and a subset of its scopes. A step-up (a new
@@ -8,15 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{HasConsent, RecordConsent};
+use super::clock::Clock;
+use super::error::OAuthError;
+use super::model::keys;
+use super::store::{json, Store};
 use crate::config::Settings;
-use crate::error::OAuthError;
-use crate::oauth::model::keys;
-use crate::state::Clock;
-use crate::storage::{json, Backend};
 
 /// A stored consent grant.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,17 +36,17 @@ impl ConsentRecord {
     }
 }
 
-/// The logic behind [`Sessions`]. Unit-tested without actix.
-pub struct SessionStore {
-    backend: Backend,
+/// Consent grants over the store `S`.
+pub struct ConsentStore<S> {
+    backend: S,
     settings: Arc<Settings>,
     clock: Clock,
 }
 
-impl SessionStore {
-    /// A session store over `backend`.
-    pub fn new(backend: Backend, settings: Arc<Settings>, clock: Clock) -> Self {
-        SessionStore { backend, settings, clock }
+impl<S: Store> ConsentStore<S> {
+    /// A consent store over `backend`.
+    pub fn new(backend: S, settings: Arc<Settings>, clock: Clock) -> Self {
+        ConsentStore { backend, settings, clock }
     }
 
     /// The live record of `user_id` for `client_id`, if any.
@@ -96,55 +94,10 @@ impl SessionStore {
     }
 }
 
-/// The sessions actor: a thin shell over [`SessionStore`].
-pub struct Sessions {
-    inner: Arc<SessionStore>,
-}
-
-impl Sessions {
-    /// The actor over `store`.
-    pub fn new(store: Arc<SessionStore>) -> Self {
-        Sessions { inner: store }
-    }
-}
-
-impl Actor for Sessions {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(self.inner.settings.runtime.mailbox_capacity);
-    }
-}
-
-/// Restarted by [`actix::Supervisor`] with the same store if it ever stops.
-impl Supervised for Sessions {}
-
-impl Handler<RecordConsent> for Sessions {
-    type Result = ResponseFuture<Result<(), OAuthError>>;
-
-    fn handle(&mut self, msg: RecordConsent, _: &mut Self::Context) -> Self::Result {
-        let inner = self.inner.clone();
-        Box::pin(async move {
-            inner.record_consent(&msg.user_id, &msg.client_id, &msg.service_id, &msg.scopes).await
-        })
-    }
-}
-
-impl Handler<HasConsent> for Sessions {
-    type Result = ResponseFuture<Result<bool, OAuthError>>;
-
-    fn handle(&mut self, msg: HasConsent, _: &mut Self::Context) -> Self::Result {
-        let inner = self.inner.clone();
-        Box::pin(async move {
-            inner.has_consent(&msg.user_id, &msg.client_id, &msg.service_id, &msg.scopes).await
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actors::supervisor::testing;
+    use crate::core::testing;
 
     fn scopes(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| (*s).to_owned()).collect()
@@ -153,7 +106,7 @@ mod tests {
     #[tokio::test]
     async fn consent_is_per_user_and_client_and_expires() -> Result<(), OAuthError> {
         let clock = Clock::default();
-        let s = SessionStore::new(testing::memory(), testing::settings(), clock.clone());
+        let s = ConsentStore::new(testing::memory(), testing::settings(), clock.clone());
         let read = scopes(&["read"]);
         assert!(!s.has_consent("dev_alice", "c1", "svc", &read).await?);
         s.record_consent("dev_alice", "c1", "svc", &read).await?;
@@ -170,7 +123,7 @@ mod tests {
     #[tokio::test]
     async fn consent_covers_only_the_approved_service_and_scopes() -> Result<(), OAuthError> {
         let clock = Clock::default();
-        let s = SessionStore::new(testing::memory(), testing::settings(), clock.clone());
+        let s = ConsentStore::new(testing::memory(), testing::settings(), clock.clone());
         s.record_consent("u", "c", "svc", &scopes(&["read", "write"])).await?;
         assert!(s.has_consent("u", "c", "svc", &scopes(&["read", "write"])).await?);
         assert!(s.has_consent("u", "c", "svc", &scopes(&["write"])).await?, "a subset");
@@ -199,7 +152,7 @@ mod tests {
         // As written before scopes were kept.
         let clock = Clock::default();
         let backend = testing::memory();
-        let s = SessionStore::new(backend.clone(), testing::settings(), clock.clone());
+        let s = ConsentStore::new(backend.clone(), testing::settings(), clock.clone());
         let old = serde_json::json!({ "granted_at": clock.now(), "expires_at": clock.now() + 3600 });
         json::put(&backend, &keys::consent("u", "c"), &old, None).await?;
         assert!(!s.has_consent("u", "c", "svc", &[]).await?);

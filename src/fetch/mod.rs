@@ -1,4 +1,7 @@
-//! The guarded GET of a metadata document. A client id is a URL chosen by whoever starts an
+//! Outbound fetches a stranger can point at any URL, with the guards that keeps safe. Today:
+//! the guarded GET of a Client ID Metadata Document, the implementation of
+//! [`DocumentFetcher`].
+//! A client id is a URL chosen by whoever starts an
 //! authorization, so this is a server-side request forgery surface (draft §8.6):
 //!
 //! - The host is resolved here and every address checked; the request then connects to a
@@ -9,32 +12,27 @@
 //! - The body is read up to [`MAX_DOCUMENT`] and the whole fetch bounded by [`TIMEOUT`].
 //!
 //! `awc::Client` is `!Send`; the registry's handlers run as `ResponseFuture`s on the actor's
-//! thread, so each fetch builds its own client there, as `upstream/http.rs` does.
+//! thread, so each fetch builds its own client there, as `crate::upstream` does.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
 
 use awc::error::PayloadError;
 use awc::http::header;
-use bytes::Bytes;
 use url::{Host, Url};
 
-use super::cache::lifetime;
-use super::CimdError;
+use crate::core::cimd::cache::lifetime;
+use crate::core::cimd::{CimdError, DocumentFetcher, FetchFuture, Fetched, MAX_DOCUMENT, TIMEOUT};
 
-/// Longest a fetch may take, DNS to last byte.
-pub const TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest document read.
-pub const MAX_DOCUMENT: usize = 64 * 1024;
 const USER_AGENT: &str = concat!("mcp-gateway/", env!("CARGO_PKG_VERSION"));
 
-/// A fetched document and how long it may be cached (0: not at all).
-#[derive(Debug)]
-pub struct Fetched {
-    /// The raw body, at most [`MAX_DOCUMENT`] bytes.
-    pub body: Bytes,
-    /// Seconds the document may be reused, from `Cache-Control`.
-    pub cache_for: u64,
+/// The metadata document fetcher the gateway runs with.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct GuardedFetch;
+
+impl DocumentFetcher for GuardedFetch {
+    fn fetch<'a>(&'a self, url: &'a Url, allow_private: bool) -> FetchFuture<'a> {
+        Box::pin(fetch(url, allow_private))
+    }
 }
 
 /// Fetches `url`; `allow_private` (development) skips the address check.

@@ -1,5 +1,7 @@
-//! The records the authorization server keeps. Each is stored as JSON under a namespaced key
-//! (see [`keys`]) and carries its own expiry, checked against the gateway's clock.
+//! The records the authorization server keeps, and the storage key schema. Each record is
+//! stored as JSON under a namespaced key (see [`keys`]) and carries its own expiry, checked
+//! against the gateway's clock. The key formats are a compatibility promise: a Redis or Vault
+//! store written by an earlier version is read by this one.
 
 use serde::{Deserialize, Serialize};
 
@@ -75,6 +77,40 @@ pub struct Client {
     pub source: ClientSource,
 }
 
+/// RFC 7591 client metadata as sent by a client (or read from a metadata document), before
+/// validation.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ClientMetadata {
+    /// Redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// Display name.
+    pub client_name: Option<String>,
+    /// `none` (default), `client_secret_post` or `client_secret_basic`.
+    pub token_endpoint_auth_method: Option<String>,
+    /// Grant types (default `authorization_code`, `refresh_token`).
+    pub grant_types: Option<Vec<String>>,
+    /// Response types (default `code`).
+    pub response_types: Option<Vec<String>>,
+    /// Space-separated scope.
+    pub scope: Option<String>,
+    /// `web` or `native`.
+    pub application_type: Option<String>,
+    /// Client homepage.
+    pub client_uri: Option<String>,
+    /// Client logo.
+    pub logo_uri: Option<String>,
+}
+
+/// A client just registered; `client_secret` is shown once and stored only hashed.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    /// The stored client.
+    pub client: Client,
+    /// The plain secret, for secret-based auth methods.
+    pub client_secret: Option<String>,
+}
+
 /// An authorization request between `/oauth/authorize` and the upstream callback: validated,
 /// waiting for consent and login. Stored under [`keys::login`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -137,6 +173,20 @@ pub struct AuthCode {
     pub family_id: String,
     /// Unix time after which the code is void.
     pub expires_at: i64,
+}
+
+/// What redeeming a code found.
+#[derive(Debug)]
+pub enum Redemption {
+    /// First use of a live code.
+    Redeemed(Box<AuthCode>),
+    /// The code was already redeemed: its token family must be revoked.
+    Replayed {
+        /// Family started by the first redemption.
+        family_id: String,
+    },
+    /// Unknown or expired.
+    Invalid,
 }
 
 /// A live refresh token, stored under the hash of the token.
@@ -207,8 +257,17 @@ pub struct TokenResponse {
     pub refresh_token: String,
 }
 
+/// A space-separated scope string deduplicated and single-spaced, in its original order: the
+/// one form scopes are stored and compared in.
+pub fn normalize_scope(scope: &str) -> String {
+    let mut seen = std::collections::BTreeSet::new();
+    scope.split_whitespace().filter(|s| seen.insert(*s)).collect::<Vec<_>>().join(" ")
+}
+
 /// Storage key layout, in one place so every backend and instance agrees.
 pub mod keys {
+    use crate::secret::hash_token;
+
     /// A registered client.
     pub fn client(client_id: &str) -> String {
         format!("client:{client_id}")
@@ -250,10 +309,10 @@ pub mod keys {
     /// values could make two (user, client) pairs share a key. The hash is fixed-length and
     /// `:`-free, which makes the split unambiguous.
     pub fn consent(user_id: &str, client_id: &str) -> String {
-        format!("consent:{user_id}:{}", crate::secret::hash_token(client_id))
+        format!("consent:{user_id}:{}", hash_token(client_id))
     }
     /// The user an MCP session of a service is bound to (checklist A13), by the hash
-    /// ([`crate::secret::hash_token`]) of the session id: the id is a bearer-like secret and
+    /// ([`hash_token`]) of the session id: the id is a bearer-like secret and
     /// is not stored in clear.
     pub fn mcp_session(service_id: &str, session_hash: &str) -> String {
         format!("mcpsession:{service_id}:{session_hash}")
@@ -266,7 +325,13 @@ pub mod keys {
 
 #[cfg(test)]
 mod tests {
-    use super::keys;
+    use super::{keys, normalize_scope};
+
+    #[test]
+    fn scopes_are_deduplicated_in_order() {
+        assert_eq!(normalize_scope("  b a  b c a "), "b a c");
+        assert_eq!(normalize_scope(""), "");
+    }
 
     #[test]
     fn consent_keys_cannot_collide_across_the_separator() {

@@ -1,0 +1,33 @@
+//! The ground floor: everything the gateway knows about OAuth and MCP sessions, with no HTTP
+//! framework in it. Plain structs and async methods, unit-tested directly.
+//!
+//! - [`clock`], [`revocation`]: time and the local revocation set the proxy checks.
+//! - [`model`]: the records and their storage key schema; [`error`]: the OAuth error codes.
+//! - [`store`]: the storage port (key-value trait, revocation broadcast, in-process store).
+//! - [`jwt`], [`signing_keys`]: access-token signing and verification, and the shared key set.
+//! - The services: [`clients`] (registry, with [`cimd`] metadata documents), [`codes`]
+//!   (pending authorizations and codes), [`tokens`] (issuing, rotation, revocation),
+//!   [`consent`] (remembered consent) and [`mcp_sessions`] (session → user bindings).
+
+pub mod cimd;
+pub mod clients;
+pub mod clock;
+pub mod codes;
+pub mod consent;
+pub mod error;
+pub mod jwt;
+pub mod mcp_sessions;
+pub mod model;
+pub mod pkce;
+pub mod redirect_uri;
+pub mod revocation;
+pub mod signing_keys;
+pub mod store;
+pub mod tokens;
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+pub use clock::Clock;
+pub use error::OAuthError;
+pub use revocation::{Revocation, RevocationSet};
