@@ -270,8 +270,8 @@ bench_hold() {
     log "  $line"
 }
 
-bench_oauth() { # storage kind
-    local r line
+bench_oauth() { # storage kind [section [case]]: ROUNDS runs, recorded as section/case (token/kind)
+    local r line section=${2:-token} case=${3:-$1}
     for ((r = 1; r <= ROUNDS; r++)); do
         "$(EX bench-oauth)" bench --gateway "$GW" --service echo --codes "$CODES" --chains "$CHAINS" \
             --rotations "$ROTATIONS" --registrations "$REGISTRATIONS" --concurrency 32 \
@@ -279,8 +279,8 @@ bench_oauth() { # storage kind
         while read -r line; do
             local phase=${line#RESULT phase=}
             phase=${phase%% *}
-            record_result token "$1" "$phase" "$line"
-            log "  token $1 $phase: $(echo "$line" | cut -d' ' -f3-6)"
+            record_result "$section" "$case" "$phase" "$line"
+            log "  $section $case $phase: $(echo "$line" | cut -d' ' -f3-6)"
         done < <(grep '^RESULT' "$WORK/oauth.out")
     done
 }

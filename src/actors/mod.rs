@@ -153,3 +153,58 @@ impl From<MailboxError> for OAuthError {
         OAuthError::internal(format!("actor mailbox: {err}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::model::{ClientMetadata, Redemption};
+    use crate::core::signing_keys::load_signing_keys;
+    use crate::core::store::MemoryStore;
+    use crate::core::testing;
+    use crate::fetch::GuardedFetch;
+
+    #[actix_rt::test]
+    async fn started_actors_answer_their_messages_on_every_instance() -> Result<(), OAuthError> {
+        let settings = testing::settings();
+        let (clock, backend) = (Clock::default(), Backend::Memory(MemoryStore::new()));
+        let keys =
+            load_signing_keys(&backend, &settings.issuer, clock.now()).await.map_err(OAuthError::internal)?;
+        let keys = KeyRing::new(keys);
+        let actors = start(Wiring {
+            backend,
+            fallback: false,
+            settings,
+            clock: clock.clone(),
+            revoked: RevocationSet::default(),
+            keys: keys.clone(),
+            fetcher: Arc::new(GuardedFetch),
+            threads: 2,
+        })
+        .map_err(OAuthError::internal)?;
+        assert_eq!((actors.clients.len(), actors.tokens.len()), (2, 2));
+
+        // Two registrations land on the two instances; each sees the other's client: the
+        // state is the service's, not the instance's.
+        let meta =
+            || ClientMetadata { redirect_uris: vec!["http://127.0.0.1/cb".into()], ..Default::default() };
+        let a = actors.clients.send(RegisterClient(meta())).await??.client.client_id;
+        let b = actors.clients.send(RegisterClient(meta())).await??.client.client_id;
+        for id in [&a, &b, &a, &b] {
+            assert!(actors.clients.send(GetClient { client_id: id.clone() }).await??.is_some());
+        }
+
+        let code = actors.codes.send(IssueCode(testing::auth_code("fam-a"))).await??;
+        let Redemption::Redeemed(record) = actors.codes.send(RedeemCode { code: code.clone() }).await??
+        else {
+            panic!("fresh code redeems");
+        };
+        assert!(matches!(actors.codes.send(RedeemCode { code }).await??, Redemption::Replayed { .. }));
+        let tokens = actors.tokens.send(IssueTokens(*record)).await??;
+        let claims = keys.verify(&tokens.access_token, "http://gw.test/svc/mcp", clock.now());
+        assert_eq!(claims.map(|c| c.fid).ok().as_deref(), Some("fam-a"));
+
+        let health = actors.supervisor.send(GetHealth).await?;
+        assert_eq!((health.backend, health.healthy, health.fallback), ("memory", true, false));
+        Ok(())
+    }
+}
