@@ -89,6 +89,9 @@ impl Application {
             .await
             .map_err(|e| StartupError::Storage(e.to_string()))?;
         let keys = KeyRing::new(keys);
+        let rotation = signing_keys::load_rotation_key(&backend)
+            .await
+            .map_err(|e| StartupError::Storage(e.to_string()))?;
         backend.watch_revocations(revoked.clone());
         let workers = match settings.runtime.workers {
             0 => std::thread::available_parallelism().map(usize::from).unwrap_or(1),
@@ -101,6 +104,7 @@ impl Application {
             clock: clock.clone(),
             revoked: revoked.clone(),
             keys: keys.clone(),
+            rotation,
             fetcher: Arc::new(GuardedFetch),
             threads: workers,
         })

@@ -334,6 +334,37 @@ async fn rotate_keys_on_a_running_cluster_old_tokens_verify_and_new_ones_verify_
     assert_eq!(introspected["active"], serde_json::json!(true));
 }
 
+/// Issue 13, item 11: under load on three instances, one restarted after Redis had lost its
+/// data created a new signing key and the others replaced theirs with it, so every access
+/// token in use was refused at once. Running instances only ever add keys.
+#[actix_web::test]
+async fn a_store_that_lost_its_keys_does_not_invalidate_live_tokens() {
+    let storage = redis_storage(6379, &unique("lost"));
+    let (mut apps, backend) = cluster(2, &storage).await;
+    let (client, request, code) = new_code(&apps).await;
+    let (old_access, _) =
+        token_pair(&apps[0].exchange_code(&client, &code, &request.pkce.verifier, &[]).await);
+    let old_kid = kid(&old_access);
+
+    // The store loses everything; an instance (re)starts on it and makes a new key set.
+    let store = mcp_gateway::storage::connect(&storage).await.expect("redis");
+    mcp_gateway::core::store::Store::delete(&store, "signing-keys").await.expect("wipe the keys");
+    apps.push(spawn_app_with(|s| instance_settings(s, &storage, &backend)).await);
+    let new_kid = apps[2].state.keys.current().active_kid().to_owned();
+    assert_ne!(new_kid, old_kid);
+
+    // The running instances follow the store: the new key signs everywhere...
+    let deadline = Instant::now() + Duration::from_secs(6);
+    while !apps.iter().all(|app| app.state.keys.current().active_kid() == new_kid) {
+        assert!(Instant::now() < deadline, "the new key did not reach every instance");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // ...and the tokens they issued before keep working where the old key is known.
+    for app in &apps[..2] {
+        assert_eq!(proxy(app, &old_access).await, 200, "old token on {}", app.address);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Backend outage
 

@@ -22,6 +22,7 @@ use crate::core::clients::ClientStore;
 use crate::core::codes::CodeStore;
 use crate::core::consent::ConsentStore;
 use crate::core::jwt::KeyRing;
+use crate::core::signing_keys::{retention_secs, RotationKey};
 use crate::core::tokens::TokenService;
 use crate::core::{Clock, OAuthError, RevocationSet};
 use crate::storage::Backend;
@@ -103,6 +104,8 @@ pub struct Wiring {
     pub revoked: RevocationSet,
     /// The signing keys.
     pub keys: KeyRing,
+    /// The key refresh-token successors are derived with.
+    pub rotation: RotationKey,
     /// How client metadata documents are fetched.
     pub fetcher: Arc<dyn DocumentFetcher>,
     /// Arbiter threads to spread the state actors over (at least one).
@@ -112,7 +115,7 @@ pub struct Wiring {
 /// Builds the services once and starts the supervisor and `threads` instances of each state
 /// actor, one per new arbiter. Must run inside the actix system (startup does).
 pub fn start(w: Wiring) -> std::io::Result<Actors> {
-    let Wiring { backend, fallback, settings, clock, revoked, keys, fetcher, threads } = w;
+    let Wiring { backend, fallback, settings, clock, revoked, keys, rotation, fetcher, threads } = w;
     let mailbox = settings.runtime.mailbox_capacity;
     let clients = Arc::new(ClientStore::new(backend.clone(), settings.clone(), clock.clone(), fetcher));
     let codes = Arc::new(CodeStore::new(backend.clone(), settings.clone(), clock.clone()));
@@ -122,6 +125,7 @@ pub fn start(w: Wiring) -> std::io::Result<Actors> {
         settings.clone(),
         clock.clone(),
         keys.clone(),
+        rotation,
         revoked.clone(),
     ));
     let (mut c, mut a, mut t, mut s) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -136,7 +140,7 @@ pub fn start(w: Wiring) -> std::io::Result<Actors> {
         s.push(Supervisor::start_in_arbiter(&arbiter, move |_| Sessions::new(consent, mailbox)));
     }
     let supervisor = StorageSupervisor::new(backend, settings.storage.kind, fallback, clock)
-        .with_key_poll(keys, &settings.issuer)
+        .with_key_poll(keys, &settings.issuer, retention_secs(settings.tokens.access_token_ttl))
         .with_revocation_purge(revoked)
         .start();
     Ok(Actors {
@@ -177,6 +181,7 @@ mod tests {
             clock: clock.clone(),
             revoked: RevocationSet::default(),
             keys: keys.clone(),
+            rotation: RotationKey::from_bytes(b"test-rotation-key-0123456789abcdef"),
             fetcher: Arc::new(GuardedFetch),
             threads: 2,
         })

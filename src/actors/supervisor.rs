@@ -44,6 +44,8 @@ pub struct StorageSupervisor {
 struct KeyWatch {
     ring: KeyRing,
     issuer: String,
+    /// How long a key that left the store keeps verifying.
+    retain_secs: i64,
     busy: bool,
 }
 
@@ -65,8 +67,9 @@ impl StorageSupervisor {
     }
 
     /// Also keeps `ring` in step with the key set stored in the backend (key rotation).
-    pub fn with_key_poll(mut self, ring: KeyRing, issuer: &str) -> Self {
-        self.keys = Some(KeyWatch { ring, issuer: issuer.to_owned(), busy: false });
+    /// A key that leaves the store keeps verifying for `retain_secs`.
+    pub fn with_key_poll(mut self, ring: KeyRing, issuer: &str, retain_secs: i64) -> Self {
+        self.keys = Some(KeyWatch { ring, issuer: issuer.to_owned(), retain_secs, busy: false });
         self
     }
 
@@ -108,10 +111,16 @@ impl StorageSupervisor {
     fn poll_keys(&mut self, ctx: &mut Context<Self>) {
         let Some(watch) = self.keys.as_mut().filter(|w| !w.busy) else { return };
         watch.busy = true;
-        let (backend, ring, issuer, now) =
-            (self.backend.clone(), watch.ring.clone(), watch.issuer.clone(), self.clock.now());
-        let poll = async move { refresh_keys(&backend, &ring, &issuer, now).await }.into_actor(self).map(
-            |res, act, _| {
+        let (backend, ring, issuer, now, retain) = (
+            self.backend.clone(),
+            watch.ring.clone(),
+            watch.issuer.clone(),
+            self.clock.now(),
+            watch.retain_secs,
+        );
+        let poll = async move { refresh_keys(&backend, &ring, &issuer, now, retain).await }
+            .into_actor(self)
+            .map(|res, act, _| {
                 if let Some(watch) = act.keys.as_mut() {
                     watch.busy = false;
                 }
@@ -119,8 +128,7 @@ impl StorageSupervisor {
                     // The health ping reports an outage; this only matters if it persists.
                     log::debug!("signing keys not re-read: {e}");
                 }
-            },
-        );
+            });
         ctx.spawn(poll);
     }
 

@@ -91,6 +91,9 @@ pub struct SigningKeys {
     keys: HashMap<String, LoadedKey>,
     jwks: JwkSet,
     stored: Vec<StoredKey>,
+    /// Keys gone from the store that still verify, each until the Unix time its last token
+    /// can have expired: a store that lost its data must not invalidate live tokens.
+    retained: Vec<(StoredKey, i64)>,
 }
 
 impl std::fmt::Debug for SigningKeys {
@@ -108,10 +111,21 @@ impl SigningKeys {
     /// Loads a key set as of `now`: the newest key whose `created_at` has come signs (the
     /// oldest key when none has); every key verifies.
     pub fn new_at(issuer: &str, stored: Vec<StoredKey>, now: i64) -> Result<Self, JwtError> {
+        Self::with_retained(issuer, stored, Vec::new(), now)
+    }
+
+    /// [`SigningKeys::new_at`] plus `retained` keys that verify (until their time) but never
+    /// sign.
+    pub fn with_retained(
+        issuer: &str,
+        stored: Vec<StoredKey>,
+        retained: Vec<(StoredKey, i64)>,
+        now: i64,
+    ) -> Result<Self, JwtError> {
         let active_kid = active_kid(&stored, now).ok_or_else(|| JwtError::Key("empty key set".into()))?;
         let mut keys = HashMap::new();
         let mut jwks = JwkSet { keys: Vec::new() };
-        for key in &stored {
+        for key in stored.iter().chain(retained.iter().map(|(key, _)| key)) {
             let encoding =
                 EncodingKey::from_ec_pem(key.pem.as_bytes()).map_err(|e| JwtError::Key(e.to_string()))?;
             let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::ES256)
@@ -125,7 +139,7 @@ impl SigningKeys {
             jwks.keys.push(jwk);
             keys.insert(key.kid.clone(), LoadedKey { signing: SigningKey::from(secret), decoding });
         }
-        Ok(SigningKeys { issuer: issuer.to_owned(), active_kid, keys, jwks, stored })
+        Ok(SigningKeys { issuer: issuer.to_owned(), active_kid, keys, jwks, stored, retained })
     }
 
     /// A set of one fresh key (memory storage, tests).
@@ -136,6 +150,11 @@ impl SigningKeys {
     /// The keys as stored.
     pub fn stored(&self) -> &[StoredKey] {
         &self.stored
+    }
+
+    /// Keys no longer in the store that still verify, with the time they are dropped.
+    pub fn retained(&self) -> &[(StoredKey, i64)] {
+        &self.retained
     }
 
     /// The id of the key that signs.
@@ -161,8 +180,10 @@ impl SigningKeys {
         token.push('.');
         token.push_str(&URL_SAFE_NO_PAD.encode(claims));
         // RFC 6979 deterministic ECDSA: the same claims give the same token, which the refresh
-        // grace window relies on (a duplicate refresh gets the identical pair).
+        // grace window relies on (a duplicate refresh gets the identical pair). Low-S form:
+        // the verifier refuses the high-S twin of every signature (see `is_low_s`).
         let signature: Signature = key.signing.sign(token.as_bytes());
+        let signature = signature.normalize_s().unwrap_or(signature);
         token.push('.');
         token.push_str(&URL_SAFE_NO_PAD.encode(signature.to_bytes()));
         Ok(token)
@@ -186,6 +207,9 @@ impl SigningKeys {
         }
         let kid = header.kid.ok_or_else(|| JwtError::Invalid("no kid".into()))?;
         let key = self.keys.get(&kid).ok_or_else(|| JwtError::Invalid("unknown kid".into()))?;
+        if !is_low_s(token) {
+            return Err(JwtError::Invalid("signature not in low-S form".into()));
+        }
         let mut validation = Validation::new(Algorithm::ES256);
         // Expiry is checked below against the gateway clock, which tests can move.
         validation.validate_exp = false;
@@ -198,6 +222,19 @@ impl SigningKeys {
             return Err(JwtError::Expired);
         }
         Ok(data.claims)
+    }
+}
+
+/// Whether the token's ES256 signature has its `s` in the lower half of the group order. Every
+/// ECDSA signature has a twin with `n - s` that verifies too; accepting only one form makes a
+/// token's text unique, so a second spelling of a token (with its own cache entry) cannot be
+/// made from the first. A signature that does not even parse is left to the verifier.
+fn is_low_s(token: &str) -> bool {
+    let Some((_, signature)) = token.rsplit_once('.') else { return true };
+    let Ok(bytes) = URL_SAFE_NO_PAD.decode(signature) else { return true };
+    match Signature::from_slice(&bytes) {
+        Ok(sig) => sig.normalize_s().is_none(),
+        Err(_) => true,
     }
 }
 
@@ -258,21 +295,7 @@ mod tests {
     use super::*;
 
     fn claims(aud: &str, exp: i64) -> AccessClaims {
-        AccessClaims {
-            iss: "http://gw".into(),
-            sub: "dev_alice".into(),
-            aud: aud.into(),
-            exp,
-            iat: exp - 3600,
-            jti: "j1".into(),
-            fid: "f1".into(),
-            client_id: "c1".into(),
-            scope: "read".into(),
-            email: Some("a@example.com".into()),
-            name: None,
-            provider: "dev".into(),
-            avatar: None,
-        }
+        crate::core::testing::access_claims(aud, exp)
     }
 
     #[test]
@@ -289,6 +312,25 @@ mod tests {
         let a = keys.sign(&claims("http://gw/a/mcp", 5000))?;
         assert_eq!(a, keys.sign(&claims("http://gw/a/mcp", 5000))?, "RFC 6979: same claims, same token");
         assert_ne!(a, keys.sign(&claims("http://gw/b/mcp", 5000))?);
+        Ok(())
+    }
+
+    #[test]
+    fn every_signature_is_low_s_and_its_high_s_twin_is_refused() -> Result<(), JwtError> {
+        let keys = SigningKeys::generate("http://gw", 1000)?;
+        // About half of raw ECDSA signatures are high-S: 40 tokens all but surely meet some.
+        for exp in 5000..5040 {
+            let token = keys.sign(&claims("http://gw/a/mcp", exp))?;
+            assert!(is_low_s(&token), "signed high-S");
+            let (signed, sig) = token.rsplit_once('.').ok_or(JwtError::Key("shape".into()))?;
+            let bytes = URL_SAFE_NO_PAD.decode(sig).map_err(|e| JwtError::Key(e.to_string()))?;
+            let sig = Signature::from_slice(&bytes).map_err(|e| JwtError::Key(e.to_string()))?;
+            let (r, s) = sig.split_scalars();
+            let twin = Signature::from_scalars(r, -s).map_err(|e| JwtError::Key(e.to_string()))?;
+            let twin = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(twin.to_bytes()));
+            assert!(keys.verify(&token, "http://gw/a/mcp", 2000).is_ok());
+            assert!(matches!(keys.verify(&twin, "http://gw/a/mcp", 2000), Err(JwtError::Invalid(_))));
+        }
         Ok(())
     }
 

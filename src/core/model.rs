@@ -321,6 +321,10 @@ pub mod keys {
     pub fn signing_keys() -> String {
         "signing-keys".to_owned()
     }
+    /// The server secret refresh-token successors are derived with.
+    pub fn rotation_key() -> String {
+        "rotation-key".to_owned()
+    }
 }
 
 #[cfg(test)]

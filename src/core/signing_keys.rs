@@ -27,6 +27,48 @@ pub enum KeyError {
     Conflict(&'static str),
 }
 
+/// The server secret refresh-token successors are derived with (`HMAC(secret, old token)`),
+/// shared through the store like the signing keys so every instance derives the same
+/// successor (the grace window's identical pair), and unknown to anyone holding old tokens.
+#[derive(Clone)]
+pub struct RotationKey(std::sync::Arc<[u8]>);
+
+impl std::fmt::Debug for RotationKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RotationKey([redacted])")
+    }
+}
+
+impl RotationKey {
+    /// A key from raw bytes (tests; the gateway loads its key with [`load_rotation_key`]).
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        RotationKey(bytes.into())
+    }
+
+    /// The refresh token that replaces `old`.
+    pub fn successor(&self, old: &str) -> String {
+        crate::secret::hmac_b64(&self.0, old.as_bytes())
+    }
+}
+
+/// The rotation key kept in `backend`, created if absent (instances starting at once agree,
+/// as for the signing keys).
+pub async fn load_rotation_key<S: Store>(backend: &S) -> Result<RotationKey, KeyError> {
+    let key = keys::rotation_key();
+    let fresh = crate::secret::random_token(32);
+    let stored = if json::put_if_absent(backend, &key, &fresh, None).await? {
+        fresh
+    } else {
+        json::get::<_, String>(backend, &key)
+            .await?
+            .ok_or(KeyError::Conflict("the rotation key vanished while starting"))?
+    };
+    if stored.len() < 32 {
+        return Err(KeyError::Invalid("the stored rotation key is too short".into()));
+    }
+    Ok(RotationKey(stored.into_bytes().into()))
+}
+
 /// How often a running instance re-reads the stored key set.
 pub const KEY_POLL: Duration = Duration::from_secs(2);
 /// Seconds between a rotation and the moment the new key starts signing: several polls, so
@@ -75,26 +117,47 @@ pub async fn load_signing_keys<S: Store>(
 
 /// Re-reads the stored key set and puts it in `ring` when the keys, or the key that should
 /// sign at `now`, changed. Returns whether the ring changed. A missing stored set leaves the
-/// ring alone (never drop keys tokens were signed with).
+/// ring alone. Keys are only ever added on a running instance: a key that left the store (a
+/// store that lost its data, then another instance made a new set) keeps verifying for
+/// `retain_secs` (an access token's lifetime plus margins), until every token it can have
+/// signed has expired.
 pub async fn refresh_keys<S: Store>(
     backend: &S,
     ring: &KeyRing,
     issuer: &str,
     now: i64,
+    retain_secs: i64,
 ) -> Result<bool, StoreError> {
     let Some(stored) = json::get::<_, Vec<StoredKey>>(backend, &keys::signing_keys()).await? else {
         return Ok(false);
     };
     let current = ring.current();
-    let same_keys = kids(current.stored()) == kids(&stored);
+    let in_store = |kid: &str| stored.iter().any(|k| k.kid == kid);
+    let mut retained: Vec<(StoredKey, i64)> =
+        current.retained().iter().filter(|(k, until)| *until > now && !in_store(&k.kid)).cloned().collect();
+    let gone: Vec<&StoredKey> = current.stored().iter().filter(|k| !in_store(&k.kid)).collect();
+    for key in &gone {
+        log::warn!(
+            "signing key {} is no longer in the store; it keeps verifying for {retain_secs} s",
+            key.kid
+        );
+        retained.push(((*key).clone(), now.saturating_add(retain_secs)));
+    }
+    let same_keys = kids(current.stored()) == kids(&stored) && retained.len() == current.retained().len();
     if same_keys && active_kid(&stored, now).as_deref() == Some(current.active_kid()) {
         return Ok(false);
     }
-    let fresh = SigningKeys::new_at(issuer, stored, now)
+    let fresh = SigningKeys::with_retained(issuer, stored, retained, now)
         .map_err(|e| StoreError::Corrupt(format!("stored signing keys: {e}")))?;
     log::info!("signing keys updated: {} key(s), key {} signs", fresh.stored().len(), fresh.active_kid());
     ring.replace(fresh);
     Ok(true)
+}
+
+/// How long a key that left the store keeps verifying: the longest an access token it signed
+/// can still be live.
+pub fn retention_secs(access_ttl: u64) -> i64 {
+    crate::core::clock::secs(access_ttl).saturating_add(LEEWAY_SECS + RETIRE_MARGIN)
 }
 
 fn kids(keys: &[StoredKey]) -> Vec<&str> {
@@ -182,11 +245,11 @@ mod tests {
         assert_eq!(rotation.signs_from, 2000 + KEY_ACTIVATION_DELAY);
         assert_eq!(rotation.kept, vec![old_kid.clone(), rotation.kid.clone()]);
 
-        assert!(refresh_keys(&backend, &ring, "http://gw", 2001).await?);
+        assert!(refresh_keys(&backend, &ring, "http://gw", 2001, 3600).await?);
         assert_eq!(ring.current().stored().len(), 2, "the new key verifies at once");
         assert_eq!(ring.current().active_kid(), old_kid, "but does not sign yet");
-        assert!(!refresh_keys(&backend, &ring, "http://gw", 2002).await?);
-        assert!(refresh_keys(&backend, &ring, "http://gw", 2000 + KEY_ACTIVATION_DELAY).await?);
+        assert!(!refresh_keys(&backend, &ring, "http://gw", 2002, 3600).await?);
+        assert!(refresh_keys(&backend, &ring, "http://gw", 2000 + KEY_ACTIVATION_DELAY, 3600).await?);
         assert_eq!(ring.current().active_kid(), rotation.kid);
         Ok(())
     }
@@ -208,6 +271,29 @@ mod tests {
         assert_eq!(kids.len(), 1, "every instance loaded the same key set");
         let again = load_signing_keys(&backend, "http://gw.test", 2000).await?;
         assert!(kids.contains(&again.stored().iter().map(|k| k.kid.clone()).collect::<Vec<_>>()));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn keys_that_leave_the_store_keep_verifying_until_their_tokens_expire() -> Result<(), KeyError> {
+        let backend = MemoryStore::new();
+        let first = load_signing_keys(&backend, "http://gw", 1000).await?;
+        let claims = crate::core::testing::access_claims("http://gw/a/mcp", 1000 + 3600);
+        let token = first.sign(&claims).map_err(|e| KeyError::Invalid(e.to_string()))?;
+        let ring = KeyRing::new(first);
+
+        // The store loses its data and another instance starts: a new key set appears.
+        backend.delete(&keys::signing_keys()).await?;
+        let second = load_signing_keys(&backend, "http://gw", 1100).await?;
+        assert!(refresh_keys(&backend, &ring, "http://gw", 1100, 3700).await?);
+        assert_eq!(ring.current().active_kid(), second.active_kid(), "the new key signs");
+        assert!(ring.verify_any_audience(&token, 1200).is_ok(), "the old key still verifies");
+        assert!(!refresh_keys(&backend, &ring, "http://gw", 1200, 3700).await?, "nothing new");
+
+        // Once every token of the old key has expired, it goes.
+        assert!(refresh_keys(&backend, &ring, "http://gw", 1100 + 3701, 3700).await?);
+        assert!(ring.current().retained().is_empty());
+        assert_eq!(ring.current().stored().len(), 1);
         Ok(())
     }
 }

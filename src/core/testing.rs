@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::config::Settings;
-use crate::core::model::{AuthCode, UserInfo};
+use crate::core::model::{AccessClaims, AuthCode, UserInfo};
 use crate::core::store::MemoryStore;
 
 /// Default settings with a fixed issuer and one service.
@@ -38,5 +38,24 @@ pub fn auth_code(family_id: &str) -> AuthCode {
         user,
         family_id: family_id.into(),
         expires_at: 0,
+    }
+}
+
+/// Access-token claims of issuer `http://gw` for `aud`, expiring at `exp`.
+pub fn access_claims(aud: &str, exp: i64) -> AccessClaims {
+    AccessClaims {
+        iss: "http://gw".into(),
+        sub: "dev_alice".into(),
+        aud: aud.into(),
+        exp,
+        iat: exp - 3600,
+        jti: "j1".into(),
+        fid: "f1".into(),
+        client_id: "c1".into(),
+        scope: "read".into(),
+        email: Some("a@example.com".into()),
+        name: None,
+        provider: "dev".into(),
+        avatar: None,
     }
 }

@@ -94,9 +94,16 @@ async fn resolve(url: &Url, allow_private: bool) -> Result<SocketAddr, CimdError
         None => return Err(CimdError::BadUrl("must have a host")),
     };
     // All, not any: with one private answer among public ones the connection could still
-    // land on the private one.
+    // land on the private one. For a name, the refusal reads like any failed fetch: telling
+    // the client that a name resolves to a private address would make this an oracle for
+    // mapping the gateway's internal DNS. (An address literal reveals nothing it did not say.)
     if !allow_private && addrs.iter().any(|a| !is_public(a.ip())) {
-        return Err(CimdError::NotPublic);
+        return Err(match url.host() {
+            Some(Host::Domain(domain)) => {
+                CimdError::Unreachable(format!("{domain} resolves to a non-public address"))
+            }
+            _ => CimdError::NotPublic,
+        });
     }
     addrs.first().copied().ok_or_else(|| CimdError::Unreachable("no address".into()))
 }
@@ -223,12 +230,15 @@ mod tests {
 
     #[actix_rt::test]
     async fn private_addresses_are_refused_before_connecting() {
-        for url in
-            ["https://127.0.0.1:9/c", "https://[::1]:9/c", "https://10.0.0.1/c", "https://localhost:9/c"]
-        {
+        for url in ["https://127.0.0.1:9/c", "https://[::1]:9/c", "https://10.0.0.1/c"] {
             let url = Url::parse(url).unwrap();
             assert_eq!(resolve(&url, false).await.err(), Some(CimdError::NotPublic), "{url}");
         }
+        let name = Url::parse("https://localhost:9/c").unwrap();
+        let refused = resolve(&name, false).await.err();
+        assert!(matches!(refused, Some(CimdError::Unreachable(_))), "{refused:?}");
+        let shown = refused.map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(shown, "the metadata document could not be fetched", "nothing about the address");
         let url = Url::parse("https://127.0.0.1:9/c").unwrap();
         assert!(resolve(&url, true).await.is_ok());
     }

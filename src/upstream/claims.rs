@@ -13,8 +13,11 @@ const MAX_CLAIM_LEN: usize = 512;
 /// Maps OIDC-style claims (`sub`, `email`, `name`, `picture`) to a user of `kind`.
 ///
 /// Non-OIDC providers are met halfway: `id` stands in for a missing `sub`, `preferred_username`
-/// or `login` for a missing `name`, `avatar_url` for a missing `picture`. An email the provider
-/// marks `email_verified: false` is dropped: backends may trust `x-user-email`.
+/// or `login` for a missing `name`, `avatar_url` for a missing `picture`. An email counts only
+/// when the claims say `email_verified: true`: backends may trust `x-user-email`, and an
+/// address the provider never checked proves nothing (anyone can type anyone's address at a
+/// provider that does not verify). Providers that verify without saying so (GitHub) add the
+/// claim where their API guarantees it.
 pub fn user_from_claims(kind: &str, claims: &Value) -> Result<UserInfo, UpstreamError> {
     let sub = claim_id(claims, "sub")
         .or_else(|| claim_id(claims, "id"))
@@ -23,8 +26,8 @@ pub fn user_from_claims(kind: &str, claims: &Value) -> Result<UserInfo, Upstream
         return Err(UpstreamError::Rejected("provider subject is not usable".into()));
     }
     let mut user = UserInfo::new(kind, &sub);
-    let unverified = claims.get("email_verified").is_some_and(|v| v == &Value::Bool(false) || v == "false");
-    user.email = if unverified { None } else { text(claims, "email") };
+    let verified = claims.get("email_verified").is_some_and(|v| v == &Value::Bool(true) || v == "true");
+    user.email = if verified { text(claims, "email") } else { None };
     user.name =
         text(claims, "name").or_else(|| text(claims, "preferred_username")).or_else(|| text(claims, "login"));
     user.avatar = text(claims, "picture").or_else(|| text(claims, "avatar_url"));
@@ -59,6 +62,11 @@ pub fn merge_userinfo(id_claims: Value, userinfo: Option<Value>) -> Result<Value
     if info.get("sub") != merged.get("sub") {
         return Err(UpstreamError::Rejected("userinfo subject differs from the ID token's".into()));
     }
+    // An address and its verification travel together: the ID token's `email_verified` says
+    // nothing about another address userinfo gives.
+    if info.get("email").is_some_and(|e| !e.is_null() && Some(e) != merged.get("email")) {
+        merged.remove("email_verified");
+    }
     for (k, v) in info {
         if !matches!(k.as_str(), "sub" | "iss" | "aud" | "exp" | "nonce") && !v.is_null() {
             merged.insert(k, v);
@@ -79,7 +87,7 @@ mod tests {
 
     #[test]
     fn oidc_claims_map_to_a_user() -> Result<(), UpstreamError> {
-        let claims = json!({"sub": "123", "email": "a@x.org", "name": "Ann", "picture": "https://p/a.png"});
+        let claims = json!({"sub": "123", "email": "a@x.org", "email_verified": true, "name": "Ann", "picture": "https://p/a.png"});
         let user = user_from_claims("google", &claims)?;
         assert_eq!(user.id, "google_123");
         assert_eq!(user.sub, "123");
@@ -122,6 +130,12 @@ mod tests {
         let user = user_from_claims("oidc", &claims)?;
         assert_eq!(user.email.as_deref(), Some("a@x.org"));
         assert_eq!(user.name, None);
+        // Silence is not verification.
+        let user = user_from_claims("oidc", &json!({"sub": "s", "email": "a@x.org"}))?;
+        assert_eq!(user.email, None);
+        let user =
+            user_from_claims("oidc", &json!({"sub": "s", "email": "a@x.org", "email_verified": "true"}))?;
+        assert_eq!(user.email.as_deref(), Some("a@x.org"));
         Ok(())
     }
 
@@ -139,6 +153,11 @@ mod tests {
         assert!(merge_userinfo(id.clone(), Some(json!({"sub": "other"}))).is_err());
         assert!(merge_userinfo(id.clone(), Some(json!({"name": "no sub"}))).is_err());
         assert_eq!(merge_userinfo(id.clone(), None)?, id);
+        let verified = json!({"sub": "s", "email": "a@x.org", "email_verified": true});
+        let other = merge_userinfo(verified.clone(), Some(json!({"sub": "s", "email": "b@x.org"})))?;
+        assert_eq!(user_from_claims("oidc", &other)?.email, None, "b@x.org was never said to be verified");
+        let same = merge_userinfo(verified, Some(json!({"sub": "s", "email": "a@x.org"})))?;
+        assert_eq!(user_from_claims("oidc", &same)?.email.as_deref(), Some("a@x.org"));
         Ok(())
     }
 }

@@ -57,9 +57,12 @@ pub fn user_from_profile(kind: &str, profile: &Value) -> Result<UserInfo, Upstre
     let id = profile.get("id").filter(|v| v.is_u64() || v.is_string()).cloned();
     let id = id.ok_or_else(|| UpstreamError::Rejected("GitHub profile has no id".into()))?;
     let field = |name: &str| profile.get(name).cloned().unwrap_or(Value::Null);
+    // The profile's public address is one GitHub verified: it only lets a verified address be
+    // made public.
     let claims = object([
         ("sub", id),
         ("email", field("email")),
+        ("email_verified", Value::Bool(true)),
         ("name", field("name")),
         ("login", field("login")),
         ("avatar_url", field("avatar_url")),

@@ -163,6 +163,8 @@ struct Grant {
 struct Inner {
     user: TestUser,
     email_private: bool,
+    /// `email_verified` in the ID token and userinfo; `None` leaves the claim out.
+    email_verified: Option<bool>,
     alg: SigningAlg,
     fault: IdTokenFault,
     token_fails: bool,
@@ -262,6 +264,11 @@ impl TestIdp {
     /// GitHub-style private email: `/user` shows `email: null`, `/user/emails` has it.
     pub fn set_email_private(&self, private: bool) {
         self.shared.lock().email_private = private;
+    }
+
+    /// What the ID token and userinfo say in `email_verified` (`None`: nothing).
+    pub fn set_email_verified(&self, verified: Option<bool>) {
+        self.shared.lock().email_verified = verified;
     }
 
     /// The ID token algorithm.
@@ -377,6 +384,7 @@ fn shared(issuer: String) -> Shared {
     let inner = Inner {
         user,
         email_private: false,
+        email_verified: Some(true),
         alg: SigningAlg::Rs256,
         fault: IdTokenFault::None,
         token_fails: false,
@@ -547,8 +555,10 @@ fn id_token(idp: &Shared, inner: &Inner, grant: &Grant) -> String {
         "iat": now,
         "exp": if fault == IdTokenFault::Expired { now - 3600 } else { now + 300 },
         "email": grant.user.email,
-        "email_verified": true,
     });
+    if let Some(verified) = inner.email_verified {
+        claims["email_verified"] = Value::Bool(verified);
+    }
     let nonce = if fault == IdTokenFault::WrongNonce {
         Some("not-the-nonce".to_owned())
     } else {
@@ -586,13 +596,16 @@ fn bearer_user(idp: &Shared, req: &HttpRequest) -> Option<TestUser> {
 
 async fn userinfo(idp: web::Data<Shared>, req: HttpRequest) -> HttpResponse {
     let Some(user) = bearer_user(&idp, &req) else { return HttpResponse::Unauthorized().finish() };
-    HttpResponse::Ok().json(json!({
+    let mut body = json!({
         "sub": user.sub,
         "email": user.email,
-        "email_verified": true,
         "name": user.name,
         "picture": user.picture,
-    }))
+    });
+    if let Some(verified) = idp.lock().email_verified {
+        body["email_verified"] = Value::Bool(verified);
+    }
+    HttpResponse::Ok().json(body)
 }
 
 async fn github_user(idp: web::Data<Shared>, req: HttpRequest) -> HttpResponse {

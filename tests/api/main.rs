@@ -4,6 +4,7 @@
 // Support code is shared by many test modules; not every module uses every helper.
 #![allow(dead_code)]
 
+mod attacks_tokens;
 mod authorize;
 mod backend;
 mod cimd;

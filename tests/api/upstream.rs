@@ -90,6 +90,20 @@ async fn oidc_by_discovery_logs_in_with_an_rs256_id_token() {
     assert_eq!(sent.scope.as_deref(), Some("openid email profile"));
 }
 
+/// Issue 13, item 10: a provider that does not say it verified the address gives no email
+/// (backends trust `x-user-email`); saying `false` is no better. The login itself succeeds.
+#[actix_web::test]
+async fn an_email_the_provider_did_not_verify_is_dropped() {
+    for (kind, verified) in [("custom", None), ("oidc", None), ("custom", Some(false))] {
+        let idp = TestIdp::start().await;
+        idp.set_email_verified(verified);
+        let upstream = upstream_for(&idp, kind).await;
+        let user = log_in(&idp, &upstream).await.expect("login completes");
+        assert_eq!(user.email, None, "{kind} with email_verified {verified:?}");
+        assert_eq!(user.id, format!("{kind}_idp-user-1"));
+    }
+}
+
 #[actix_web::test]
 async fn oidc_accepts_es256_id_tokens() {
     let idp = TestIdp::start().await;

@@ -54,7 +54,9 @@ pub enum CimdError {
     /// The client id is not an acceptable document URL.
     #[error("client_id URL: {0}")]
     BadUrl(&'static str),
-    /// The host resolves to a private, loopback, link-local or otherwise non-public address.
+    /// The host is a private, loopback, link-local or otherwise non-public address literal. (A
+    /// name resolving to one is reported as [`CimdError::Unreachable`], so the message does
+    /// not reveal how internal names resolve.)
     #[error("the client_id host does not resolve to a public address")]
     NotPublic,
     /// DNS, connection or TLS failure (the detail is only logged).

@@ -5,10 +5,11 @@
 //! their hash, and rotate on use; every token descended from one authorization code shares a
 //! family id (`fid`), and revoking the family kills all of them.
 //!
-//! Rotation is decided by the atomic [`Store::take`] of the old
-//! token's record. The new refresh token is `HMAC(old token, "rotate")`, so a duplicate
-//! request inside the grace window can recompute the very same pair from a marker left under
-//! the old token's hash, while storage never holds a usable plain token. The marker is the
+//! Rotation is decided by the atomic [`Store::take`] of the old token's record. The new refresh
+//! token is `HMAC(rotation key, old token)` ([`RotationKey`], a server secret shared through
+//! the store), so a duplicate request inside the grace window can recompute the very same pair
+//! from a marker left under the old token's hash, while storage never holds a usable plain
+//! token and nobody holding an old token can compute the live one. The marker is the
 //! winner's first write after its take; a request that finds neither the token nor the marker
 //! looks again a few times over about half a second before refusing, so a duplicate landing
 //! between the winner's take and its marker write still gets the same pair.
@@ -29,9 +30,10 @@ use super::error::OAuthError;
 use super::jwt::KeyRing;
 use super::model::{keys, normalize_scope, AccessClaims, AuthCode, RefreshRecord, TokenResponse};
 use super::revocation::{Revocation, RevocationSet};
+use super::signing_keys::RotationKey;
 use super::store::{json as store_json, ttl, Revocations, Store, RECHECK_MS};
 use crate::config::Settings;
-use crate::secret::{hash_token, hmac_b64, random_token};
+use crate::secret::{hash_token, random_token};
 
 /// Extra seconds a revocation is kept locally past the tokens' expiry (covers the JWT
 /// verifier's clock leeway).
@@ -70,19 +72,22 @@ pub struct TokenService<S> {
     settings: Arc<Settings>,
     clock: Clock,
     keys: KeyRing,
+    rotation: RotationKey,
     revoked: RevocationSet,
 }
 
 impl<S: Store + Revocations> TokenService<S> {
-    /// A token service signing with `keys` and publishing revocations to `revoked`.
+    /// A token service signing with `keys`, deriving successors with `rotation` and
+    /// publishing revocations to `revoked`.
     pub fn new(
         backend: S,
         settings: Arc<Settings>,
         clock: Clock,
         keys: KeyRing,
+        rotation: RotationKey,
         revoked: RevocationSet,
     ) -> Self {
-        TokenService { backend, settings, clock, keys, revoked }
+        TokenService { backend, settings, clock, keys, rotation, revoked }
     }
 
     fn access_ttl(&self) -> i64 {
@@ -181,7 +186,7 @@ impl<S: Store + Revocations> TokenService<S> {
         if self.family_revoked(&record.family_id).await? {
             return Err(invalid_grant());
         }
-        let new_token = successor(req.refresh_token);
+        let new_token = self.rotation.successor(req.refresh_token);
         // RFC 6749 §6: the new refresh token keeps the scope of the old one; only the access
         // token is narrowed.
         self.store_refresh(&new_token, record).await?;
@@ -208,7 +213,7 @@ impl<S: Store + Revocations> TokenService<S> {
         if req.resource.is_some_and(|r| r != marker.claims.aud) {
             return Err(OAuthError::InvalidTarget("resource differs from the one authorized".into()));
         }
-        self.respond(&marker.claims, successor(req.refresh_token))
+        self.respond(&marker.claims, self.rotation.successor(req.refresh_token))
     }
 
     /// Puts a taken record back for the rest of its life.
@@ -388,11 +393,6 @@ fn check_request(req: &RefreshRequest<'_>, record: &RefreshRecord) -> Result<Str
     } else {
         Err(OAuthError::InvalidScope("scope exceeds what was granted".into()))
     }
-}
-
-/// The refresh token that replaces `old`: derived, so a duplicate request can recompute it.
-fn successor(old: &str) -> String {
-    hmac_b64(old.as_bytes(), b"rotate")
 }
 
 fn invalid_grant() -> OAuthError {

@@ -1,6 +1,7 @@
 //! Unit tests of `tokens`.
 
 use super::*;
+use crate::core::signing_keys::RotationKey;
 use crate::core::store::MemoryStore;
 use crate::core::testing;
 
@@ -23,6 +24,7 @@ fn fixture() -> Result<Fixture, OAuthError> {
         testing::settings(),
         clock.clone(),
         keys.clone(),
+        RotationKey::from_bytes(b"test-rotation-key-0123456789abcdef"),
         revoked.clone(),
     );
     Ok(Fixture { svc: Arc::new(svc), clock, revoked, keys })
@@ -206,6 +208,7 @@ async fn revoking_an_access_token_marks_its_jti() -> Result<(), OAuthError> {
         testing::settings(),
         f.clock.clone(),
         f.keys.clone(),
+        RotationKey::from_bytes(b"test-rotation-key-0123456789abcdef"),
         RevocationSet::default(),
     );
     assert_eq!(fresh.introspect(&t.access_token).await?["active"], json!(false));
