@@ -21,7 +21,7 @@ use crate::core::store::Revocations as _;
 use crate::core::{Clock, RevocationSet};
 use crate::fetch::GuardedFetch;
 use crate::state::AppState;
-use crate::storage::{Backend, Connected};
+use crate::storage::{Backend, Connected, Limiter};
 use crate::upstream::Upstream;
 
 /// Why the gateway could not start.
@@ -115,9 +115,10 @@ impl Application {
                 .map_err(|e| StartupError::Upstream(e.to_string()))?
                 .with_clock(clock.clone()),
         );
+        let limiter = Limiter::for_backend(&backend);
         let mcp_sessions = Arc::new(SessionBindings::new(backend, &settings));
         let state =
-            AppState { settings: settings.clone(), keys, upstream, clock, revoked, actors, mcp_sessions };
+            AppState { settings: settings.clone(), keys, upstream, clock, revoked, actors, mcp_sessions, limiter };
 
         let app_state = state.clone();
         // The access log's per-request formatting is skipped outright when its lines would be

@@ -8,7 +8,7 @@ use crate::config::Settings;
 use crate::core::jwt::KeyRing;
 use crate::core::mcp_sessions::SessionBindings;
 use crate::core::{Clock, RevocationSet};
-use crate::storage::Backend;
+use crate::storage::{Backend, Limiter};
 use crate::upstream::Upstream;
 
 /// Shared application state.
@@ -29,4 +29,6 @@ pub struct AppState {
     /// MCP session → user bindings (checklist A13), shared by every worker; read locally on
     /// the hot path, from the store only for sessions this process does not know yet.
     pub mcp_sessions: Arc<SessionBindings<Backend>>,
+    /// Where rate-limit buckets live (shared through Redis, else per process).
+    pub limiter: Limiter,
 }

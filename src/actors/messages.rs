@@ -166,6 +166,17 @@ pub struct HasConsent {
     pub scopes: Vec<String>,
 }
 
+/// Whether `user_id` holds a live remembered consent for `client_id` (any service): the
+/// person approved this client before, so its redirect URI may receive error redirects.
+#[derive(Message)]
+#[rtype(result = "Result<bool, OAuthError>")]
+pub struct HasApprovedClient {
+    /// The user.
+    pub user_id: String,
+    /// The client.
+    pub client_id: String,
+}
+
 // ---- StorageSupervisor ----------------------------------------------------------------------
 
 /// Backend name and whether it answers right now.

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::messages::{
-    AuthenticateClient, BeginUpstream, GetClient, GetLogin, HasConsent, Introspect, IssueCode, IssueTokens,
-    RecordConsent, RedeemCode, RegisterClient, Revoke, RevokeFamily, RotateRefresh, SaveLogin, TakeLogin,
-    TakeUpstream,
+    AuthenticateClient, BeginUpstream, GetClient, GetLogin, HasApprovedClient, HasConsent, Introspect,
+    IssueCode, IssueTokens, RecordConsent, RedeemCode, RegisterClient, Revoke, RevokeFamily, RotateRefresh,
+    SaveLogin, TakeLogin, TakeUpstream,
 };
 use crate::core::clients::ClientStore;
 use crate::core::codes::CodeStore;
@@ -107,3 +107,4 @@ state_actor!(
 );
 handle!(Sessions, RecordConsent => |s, m| s.record_consent(&m.user_id, &m.client_id, &m.service_id, &m.scopes).await);
 handle!(Sessions, HasConsent => |s, m| s.has_consent(&m.user_id, &m.client_id, &m.service_id, &m.scopes).await);
+handle!(Sessions, HasApprovedClient => |s, m| s.has_approved_client(&m.user_id, &m.client_id).await);

@@ -2,6 +2,7 @@
 
 mod expand;
 mod kinds;
+mod limits;
 mod load;
 mod render;
 mod settings;
@@ -9,6 +10,7 @@ mod validate;
 
 pub use expand::{expand_str, expand_value};
 pub use kinds::{ProviderKind, StorageKind, VaultAuth};
+pub use limits::{LimitSettings, Rate, TrustedProxies};
 pub use load::{ensure_session_secret, load, load_unvalidated, LoadOptions, ENV_PREFIX, WHOLE_MAP_KEYS};
 pub use render::{render, OutputFormat};
 pub use settings::*;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_aux::field_attributes::{deserialize_bool_from_anything, deserialize_number_from_string};
 
 use super::kinds::{ProviderKind, StorageKind, VaultAuth};
+use super::limits::{LimitSettings, TrustedProxies};
 
 /// Everything the gateway is configured with. `Serialize` (for `check-config`) prints every
 /// secret as `[redacted]`.
@@ -50,6 +51,12 @@ pub struct Settings {
     /// Actor and worker sizing.
     #[serde(default)]
     pub runtime: RuntimeSettings,
+    /// Rate limits per client IP, caps and expiry of what strangers can create.
+    #[serde(default)]
+    pub limits: LimitSettings,
+    /// Reverse proxies in front of the gateway whose `X-Forwarded-For` names the client.
+    #[serde(default)]
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// CORS, as in the older gateway.

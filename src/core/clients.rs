@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use super::cimd::{self, cache::DocumentCache, CimdError, DocumentFetcher};
-use super::clock::Clock;
+use super::clock::{secs, Clock};
 use super::error::OAuthError;
 use super::model::{keys, normalize_scope, Client, ClientMetadata, ClientSource, Registered};
 use super::redirect_uri;
@@ -22,12 +22,12 @@ use crate::secret::{constant_time_eq, hash_token, random_token};
 
 /// Longest accepted `client_name`, in characters.
 const MAX_NAME_CHARS: usize = 200;
-/// Most redirect URIs one client may register.
-const MAX_REDIRECT_URIS: usize = 20;
 /// Longest accepted URI (redirect, `client_uri`, `logo_uri`), in bytes.
 const MAX_URI_LEN: usize = 2000;
 /// Longest accepted `scope` string, in bytes.
 const MAX_SCOPE_LEN: usize = 1000;
+/// How often a client's use is written down (each write renews its expiry).
+const USE_RECORDED_EVERY: i64 = 24 * 3600;
 /// Longest client id looked up; anything longer cannot be ours and never reaches storage.
 const MAX_CLIENT_ID_LEN: usize = 2000;
 
@@ -63,20 +63,30 @@ impl<S: Store> ClientStore<S> {
     /// Validates `meta` (RFC 7591 §2) and stores a new client with a random id. A secret is
     /// minted only for the secret-based auth methods and returned here once.
     pub async fn register(&self, meta: ClientMetadata) -> Result<Registered, OAuthError> {
-        let valid = validate(&meta)?;
+        let valid = validate(&meta, self.settings.limits.max_redirect_uris)?;
         let client_secret = (valid.auth_method != "none").then(|| random_token(32));
         let mut client =
             build_client(random_token(16), meta, valid, self.clock.now(), ClientSource::Registered);
         client.client_secret_hash = client_secret.as_deref().map(hash_token);
         // 16 random bytes do not collide in practice; put_if_absent makes sure a collision
         // could never overwrite another client's registration.
-        if !json::put_if_absent(&self.backend, &keys::client(&client.client_id), &client, None).await? {
+        let key = keys::client(&client.client_id);
+        if !json::put_if_absent(&self.backend, &key, &client, self.unused_ttl()).await? {
             return Err(OAuthError::internal("client id collision"));
         }
         Ok(Registered { client, client_secret })
     }
 
-    /// The client registered as `client_id`, if any.
+    /// How long a registration nobody uses is kept (`None`: for ever).
+    fn unused_ttl(&self) -> Option<std::time::Duration> {
+        let secs = self.settings.limits.unused_client_ttl;
+        (secs > 0).then(|| std::time::Duration::from_secs(secs))
+    }
+
+    /// The client registered as `client_id`, if any. Each use keeps a registration alive
+    /// (written again at most once per [`USE_RECORDED_EVERY`]); one unused for
+    /// `limits.unused_client_ttl` is gone, so registrations a stranger makes and abandons do
+    /// not pile up.
     pub async fn get(&self, client_id: &str) -> Result<Option<Client>, OAuthError> {
         if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_LEN {
             return Ok(None);
@@ -84,7 +94,19 @@ impl<S: Store> ClientStore<S> {
         if is_metadata_document_id(client_id) {
             return self.metadata_document(client_id).await;
         }
-        Ok(json::get(&self.backend, &keys::client(client_id)).await?)
+        let key = keys::client(client_id);
+        let Some(mut client) = json::get::<_, Client>(&self.backend, &key).await? else { return Ok(None) };
+        let Some(ttl) = self.unused_ttl() else { return Ok(Some(client)) };
+        let now = self.clock.now();
+        let last_used = if client.last_used > 0 { client.last_used } else { client.client_id_issued_at };
+        if now - last_used > secs(ttl.as_secs()) {
+            return Ok(None);
+        }
+        if client.last_used == 0 || now - client.last_used > USE_RECORDED_EVERY {
+            client.last_used = now;
+            json::put(&self.backend, &key, &client, Some(ttl)).await?;
+        }
+        Ok(Some(client))
     }
 
     /// The client a metadata document URL describes: from the cache while fresh, else fetched
@@ -106,7 +128,8 @@ impl<S: Store> ClientStore<S> {
         let url = cimd::parse_client_id(client_id, allow_private).map_err(refused)?;
         let fetched = self.fetcher.fetch(&url, allow_private).await.map_err(refused)?;
         let meta = cimd::parse_document(&fetched.body, client_id).map_err(refused)?;
-        let valid = validate(&meta).map_err(|e| refused(CimdError::Invalid(e.description().to_owned())))?;
+        let valid = validate(&meta, self.settings.limits.max_redirect_uris)
+            .map_err(|e| refused(CimdError::Invalid(e.description().to_owned())))?;
         let client = build_client(client_id.to_owned(), meta, valid, now, ClientSource::MetadataDocument);
         if fetched.cache_for > 0 {
             let until = now.saturating_add(i64::try_from(fetched.cache_for).unwrap_or(i64::MAX));
@@ -158,6 +181,7 @@ fn build_client(
         logo_uri: meta.logo_uri,
         client_id_issued_at: now,
         source,
+        last_used: now,
     }
 }
 
@@ -168,8 +192,8 @@ pub fn is_metadata_document_id(client_id: &str) -> bool {
 }
 
 /// RFC 7591 §2 checks; defaults for omitted fields.
-fn validate(meta: &ClientMetadata) -> Result<Validated, OAuthError> {
-    validate_redirect_uris(&meta.redirect_uris)?;
+fn validate(meta: &ClientMetadata, max_uris: usize) -> Result<Validated, OAuthError> {
+    validate_redirect_uris(&meta.redirect_uris, max_uris)?;
     let auth_method = meta.token_endpoint_auth_method.clone().unwrap_or_else(|| "none".into());
     if !AUTH_METHODS.contains(&auth_method.as_str()) {
         return Err(bad_metadata(format!(
@@ -197,14 +221,13 @@ fn validate(meta: &ClientMetadata) -> Result<Validated, OAuthError> {
     Ok(Validated { auth_method, grant_types, response_types })
 }
 
-fn validate_redirect_uris(uris: &[String]) -> Result<(), OAuthError> {
+/// `max_uris`: `limits.max_redirect_uris`.
+fn validate_redirect_uris(uris: &[String], max_uris: usize) -> Result<(), OAuthError> {
     if uris.is_empty() {
         return Err(OAuthError::InvalidRedirectUri("at least one redirect_uri is required".into()));
     }
-    if uris.len() > MAX_REDIRECT_URIS {
-        return Err(OAuthError::InvalidRedirectUri(format!(
-            "at most {MAX_REDIRECT_URIS} redirect_uris are accepted"
-        )));
+    if uris.len() > max_uris {
+        return Err(OAuthError::InvalidRedirectUri(format!("at most {max_uris} redirect_uris are accepted")));
     }
     for uri in uris {
         if uri.len() > MAX_URI_LEN {

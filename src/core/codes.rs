@@ -31,12 +31,15 @@ pub struct CodeStore<S> {
     backend: S,
     settings: Arc<Settings>,
     clock: Clock,
+    /// Pending authorizations this process saved and their expiry: the cap
+    /// `limits.max_pending_authorizations` (a map, so re-saving one does not count twice).
+    pending: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
 
 impl<S: Store> CodeStore<S> {
     /// A code store over `backend`.
     pub fn new(backend: S, settings: Arc<Settings>, clock: Clock) -> Self {
-        CodeStore { backend, settings, clock }
+        CodeStore { backend, settings, clock, pending: Default::default() }
     }
 
     fn login_ttl(&self) -> u64 {
@@ -49,10 +52,31 @@ impl<S: Store> CodeStore<S> {
         self.settings.tokens.code_ttl.min(MAX_CODE_TTL)
     }
 
-    /// Stores (or replaces) a pending authorization for `tokens.login_ttl` from now.
+    /// Stores (or replaces) a pending authorization for `tokens.login_ttl` from now. Refused
+    /// with `temporarily_unavailable` while this process already holds
+    /// `limits.max_pending_authorizations` live ones: sign-ins started and abandoned by a
+    /// stranger from many addresses must not grow the store without bound.
     pub async fn save_login(&self, mut login: PendingAuthorization) -> Result<(), OAuthError> {
-        login.expires_at = self.clock.now() + secs(self.login_ttl());
+        let now = self.clock.now();
+        login.expires_at = now + secs(self.login_ttl());
+        self.count_pending(&login.id, login.expires_at, now)?;
         json::put(&self.backend, &keys::login(&login.id), &login, ttl(self.login_ttl())).await?;
+        Ok(())
+    }
+
+    fn count_pending(&self, id: &str, expires_at: i64, now: i64) -> Result<(), OAuthError> {
+        let cap = self.settings.limits.max_pending_authorizations;
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.len() >= cap && !pending.contains_key(id) {
+            pending.retain(|_, until| *until > now);
+            if pending.len() >= cap {
+                log::warn!("{cap} sign-ins in progress on this instance; refusing new ones until some end");
+                return Err(OAuthError::TemporarilyUnavailable(
+                    "too many sign-ins in progress, retry in a few minutes".into(),
+                ));
+            }
+        }
+        pending.insert(id.to_owned(), expires_at);
         Ok(())
     }
 
@@ -150,6 +174,7 @@ mod tests {
             resource: "http://gw.test/svc/mcp".into(),
             consented: false,
             remembered_user: None,
+            browser_hash: None,
             expires_at: 0,
         }
     }
@@ -160,6 +185,24 @@ mod tests {
 
     fn is_redeemed(r: &Redemption) -> bool {
         matches!(r, Redemption::Redeemed(_))
+    }
+
+    #[tokio::test]
+    async fn pending_authorizations_are_capped_per_instance() -> Result<(), OAuthError> {
+        let mut settings = (*testing::settings()).clone();
+        settings.limits.max_pending_authorizations = 3;
+        let clock = Clock::default();
+        let s = CodeStore::new(testing::memory(), Arc::new(settings), clock.clone());
+        for id in ["a", "b", "c"] {
+            s.save_login(pending(id)).await?;
+        }
+        s.save_login(pending("a")).await?;
+        let refused = s.save_login(pending("d")).await;
+        assert!(matches!(refused, Err(OAuthError::TemporarilyUnavailable(_))), "{refused:?}");
+        // Once they have expired, there is room again.
+        clock.advance(601);
+        s.save_login(pending("d")).await?;
+        Ok(())
     }
 
     #[tokio::test]

@@ -92,6 +92,13 @@ impl<S: Store> ConsentStore<S> {
         let record = self.live_record(user_id, client_id).await?;
         Ok(record.is_some_and(|r| r.covers(service_id, scopes)))
     }
+
+    /// Whether `user_id` approved `client_id` at all (for any service) and the grant has not
+    /// expired. A record from before scopes were kept counts: its approval was real, it only
+    /// lacks the detail needed to skip the page.
+    pub async fn has_approved_client(&self, user_id: &str, client_id: &str) -> Result<bool, OAuthError> {
+        Ok(self.live_record(user_id, client_id).await?.is_some())
+    }
 }
 
 #[cfg(test)]
@@ -113,8 +120,12 @@ mod tests {
         assert!(s.has_consent("dev_alice", "c1", "svc", &read).await?);
         assert!(!s.has_consent("dev_alice", "c2", "svc", &read).await?, "other client");
         assert!(!s.has_consent("dev_bob", "c1", "svc", &read).await?, "other user");
+        assert!(s.has_approved_client("dev_alice", "c1").await?);
+        assert!(!s.has_approved_client("dev_alice", "c2").await?, "other client");
+        assert!(!s.has_approved_client("dev_bob", "c1").await?, "other user");
         clock.advance(90 * 24 * 3600 + 1);
         assert!(!s.has_consent("dev_alice", "c1", "svc", &read).await?, "expired after consent_ttl");
+        assert!(!s.has_approved_client("dev_alice", "c1").await?, "expired");
         s.record_consent("dev_alice", "c1", "svc", &read).await?;
         assert!(s.has_consent("dev_alice", "c1", "svc", &read).await?, "renewed");
         Ok(())

@@ -19,6 +19,7 @@ pub mod jwt;
 pub mod mcp_sessions;
 pub mod model;
 pub mod pkce;
+pub mod rate;
 pub mod redirect_uri;
 pub mod revocation;
 pub mod signing_keys;

@@ -75,6 +75,10 @@ pub struct Client {
     pub client_id_issued_at: i64,
     /// Registration or metadata document.
     pub source: ClientSource,
+    /// Unix time the client was last used (registration counts), for the expiry of clients
+    /// nobody uses (`limits.unused_client_ttl`). 0 in records written before it was kept.
+    #[serde(default)]
+    pub last_used: i64,
 }
 
 /// RFC 7591 client metadata as sent by a client (or read from a metadata document), before
@@ -135,6 +139,12 @@ pub struct PendingAuthorization {
     pub consented: bool,
     /// The user a remembered consent was found for (from the browser session cookie), if any.
     pub remembered_user: Option<String>,
+    /// Hash ([`crate::secret::hash_token`]) of the login cookie of the browser that approved
+    /// this request (or skipped the page on a remembered consent). The callback completes the
+    /// request only for that browser, so a sign-in link forwarded to someone else is worthless.
+    /// `None` (also a record written by an earlier version) matches no browser.
+    #[serde(default)]
+    pub browser_hash: Option<String>,
     /// Unix time after which this request is void.
     pub expires_at: i64,
 }
@@ -329,7 +339,18 @@ pub mod keys {
 
 #[cfg(test)]
 mod tests {
-    use super::{keys, normalize_scope};
+    use super::{keys, normalize_scope, PendingAuthorization};
+
+    #[test]
+    fn a_pending_authorization_of_the_previous_version_decodes_bound_to_no_browser() {
+        let old = serde_json::json!({
+            "id": "p", "client_id": "c", "redirect_uri": "http://127.0.0.1/cb", "state": null,
+            "code_challenge": "x", "scope": "", "service_id": "svc", "resource": "http://gw/svc/mcp",
+            "consented": true, "remembered_user": null, "expires_at": 1,
+        });
+        let decoded: Result<PendingAuthorization, _> = serde_json::from_value(old);
+        assert!(decoded.is_ok_and(|p| p.browser_hash.is_none()));
+    }
 
     #[test]
     fn scopes_are_deduplicated_in_order() {

@@ -3,7 +3,9 @@
 //! The order of checks is the security boundary. Until the client and its redirect URI are
 //! known good, every failure is an HTML error page: redirecting anywhere else would make the
 //! gateway an open redirector. After that, errors go back to the client's redirect URI with
-//! `state` and `iss` (RFC 9207, checklist B6).
+//! `state` and `iss` (RFC 9207, checklist B6), but only when that URI is vouched for (RFC 9700
+//! §4.11.2: a metadata document client, or one this browser's user approved); for a client
+//! anyone could have just registered, the error page names the error instead.
 //!
 //! A request without `resource` (checklist B8; some clients send none): when exactly one
 //! service is configured the authorization is bound to it, since there is no other service the
@@ -20,16 +22,17 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use crate::actors::{GetClient, HasConsent, SaveLogin};
+use crate::actors::{GetClient, HasApprovedClient, HasConsent, SaveLogin};
 use crate::config::Settings;
-use crate::core::model::{Client, PendingAuthorization};
+use crate::core::model::{Client, ClientSource, PendingAuthorization};
 use crate::core::OAuthError;
 use crate::core::{pkce, redirect_uri};
 use crate::oauth::metadata::{service_scopes, OFFLINE_ACCESS};
-use crate::oauth::respond::{error_redirect, failure_page};
+use crate::oauth::respond::{error_page_naming, error_redirect, failure_page};
 use crate::oauth::{consent, cookies, resource};
 use crate::state::AppState;
 use crate::web::error_page;
+use crate::web::limits::{self, Endpoint};
 
 /// The authorization request's query. Every field is optional so a missing one gets our own
 /// error; a repeated one fails to parse (RFC 6749 §3.1: parameters must not repeat).
@@ -173,6 +176,7 @@ fn check_request(
         resource,
         consented: false,
         remembered_user: None,
+        browser_hash: None,
         expires_at: state.clock.now() + login_ttl,
     })
 }
@@ -214,14 +218,57 @@ async fn proceed(
     client: &Client,
 ) -> Result<HttpResponse, OAuthError> {
     pending.remembered_user = remembered_user(state, req, &pending).await?;
-    state.actors.codes.send(SaveLogin(pending.clone())).await??;
     if pending.remembered_user.is_some() {
-        return consent::start_upstream(state, &pending).await;
+        // Skipping the page stands for approving it, so the request is bound to this browser
+        // the same way (`start_upstream` saves it with the browser's hash).
+        return consent::start_upstream(state, req, pending).await;
     }
+    state.actors.codes.send(SaveLogin(pending.clone())).await??;
     Ok(consent::consent_page(state, req, &pending, client))
 }
 
+/// Whether an error may go back to `client` without anyone clicking anything (RFC 9700
+/// §4.11.2): only when its redirect URI is vouched for. A Client ID Metadata Document was
+/// fetched from the client's own URL, so its owner published that redirect URI. A registered
+/// client is vouched for only by a person who approved it: this browser's user holds a live
+/// remembered consent for it. Anyone can register `https://evil.example/cb`, and redirecting
+/// its errors would make the gateway an open redirector.
+async fn may_redirect_errors(
+    state: &AppState,
+    req: &HttpRequest,
+    client: &Client,
+) -> Result<bool, OAuthError> {
+    if client.source == ClientSource::MetadataDocument {
+        return Ok(true);
+    }
+    let Some(user_id) = cookies::session_user(req, &state.settings, state.clock.now()) else {
+        return Ok(false);
+    };
+    let msg = HasApprovedClient { user_id, client_id: client.client_id.clone() };
+    state.actors.sessions.send(msg).await?
+}
+
+/// The answer to a failed request once the client and redirect URI are known: an error
+/// redirect when the client is vouched for, the error page naming the error otherwise.
+async fn refuse(
+    state: &AppState,
+    req: &HttpRequest,
+    client: &Client,
+    uri: &str,
+    err: &OAuthError,
+    client_state: Option<&str>,
+) -> HttpResponse {
+    match may_redirect_errors(state, req, client).await {
+        Ok(true) => error_redirect(&state.settings, uri, err, client_state),
+        Ok(false) => error_page_naming(err),
+        Err(lookup) => failure_page(&lookup),
+    }
+}
+
 async fn authorize(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if let Err(refused) = limits::check(&state, Endpoint::Authorize, &req).await {
+        return refused;
+    }
     let q = match web::Query::<AuthorizeQuery>::from_query(req.query_string()) {
         Ok(q) => q.into_inner(),
         Err(_) => {
@@ -240,7 +287,10 @@ async fn authorize(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse
         Ok(pending) => proceed(&state, &req, pending, &client).await,
         Err(e) => Err(e),
     };
-    result.unwrap_or_else(|e| error_redirect(&state.settings, &uri, &e, q.state.as_deref()))
+    match result {
+        Ok(res) => res,
+        Err(e) => refuse(&state, &req, &client, &uri, &e, q.state.as_deref()).await,
+    }
 }
 
 /// Registers `/oauth/authorize` and `/authorize`.

@@ -1,7 +1,9 @@
 //! `GET /oauth/callback`: the upstream provider sends the browser back here with `code` and
 //! `state` (or `error` and `state`). The state and the pending authorization are both taken
-//! (single use); then the gateway learns who logged in, checks consent for that user, issues
-//! its own code and redirects to the client with `code`, `state` and `iss`.
+//! (single use); the browser must hold the login cookie of the one that approved the request
+//! (else an error page, and nothing else happens); then the gateway learns who logged in,
+//! checks consent for that user, issues its own code and redirects to the client with `code`,
+//! `state` and `iss`.
 //!
 //! Remembered consent is decided from the browser's session cookie before the login, so the
 //! person who actually logs in may differ from the cookie's user. In that case, when the real
@@ -23,6 +25,7 @@ use crate::oauth::{consent, cookies};
 use crate::state::AppState;
 use crate::upstream::UpstreamError;
 use crate::web::error_page;
+use crate::web::limits::{self, Endpoint};
 
 /// The provider's redirect back.
 #[derive(Debug, Deserialize)]
@@ -37,6 +40,19 @@ fn expired_page() -> HttpResponse {
         StatusCode::BAD_REQUEST,
         "Sign-in expired",
         "This sign-in has expired or was already completed. Start again from your application.",
+    )
+}
+
+/// The answer to a browser that did not approve the request it brings back: no code, no
+/// error redirect, no cookie. Most often a sign-in link opened in another browser (or sent by
+/// someone else, which is the attack this stops).
+fn other_browser_page() -> HttpResponse {
+    error_page(
+        StatusCode::FORBIDDEN,
+        "Sign-in not completed",
+        "This sign-in was not started in this browser, so the gateway did not complete it. If you \
+         did not start it yourself, someone may have sent you this link: ignore it. Start again \
+         from your application, in the browser where you approve access.",
     )
 }
 
@@ -112,6 +128,8 @@ async fn ask_again(
         id: crate::secret::random_token(24),
         consented: false,
         remembered_user: None,
+        // Bound again when approved (`consent::start_upstream`).
+        browser_hash: None,
         expires_at: state.clock.now() + login_ttl,
         ..pending
     };
@@ -171,6 +189,9 @@ async fn complete(
 }
 
 async fn callback(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if let Err(refused) = limits::check(&state, Endpoint::Callback, &req).await {
+        return refused;
+    }
     let Ok(q) = web::Query::<CallbackQuery>::from_query(req.query_string()) else {
         return error_page(
             StatusCode::BAD_REQUEST,
@@ -186,6 +207,16 @@ async fn callback(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
         Ok(None) => return expired_page(),
         Err(e) => return failure_page(&e),
     };
+    // Before the provider's code is redeemed and anything is recorded or redirected: only the
+    // browser that approved the request may complete it. Both records are already consumed,
+    // so a refused attempt also ends the request for everyone.
+    if !cookies::login_matches(&req, &state.settings, pending.browser_hash.as_deref()) {
+        log::warn!(
+            "callback refused: a browser that did not approve the request (client {})",
+            pending.client_id
+        );
+        return other_browser_page();
+    }
     let result = complete(&state, &req, &q, pending.clone(), login).await;
     result.unwrap_or_else(|e| {
         error_redirect(&state.settings, &pending.redirect_uri, &e, pending.state.as_deref())

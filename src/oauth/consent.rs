@@ -7,7 +7,8 @@
 //! The form is protected by a CSRF token bound to the pending request and to a random value in
 //! an `HttpOnly` cookie set when the page was shown, so a form posted from another browser (or
 //! a cross-site page) fails. The page cannot be framed (`html_page` headers). The upstream
-//! `state` is created only after approval.
+//! `state` is created only after approval, together with a login cookie for the approving
+//! browser (see [`start_upstream`]): the callback completes the request for that browser only.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -20,6 +21,7 @@ use crate::core::{cimd, redirect_uri};
 use crate::oauth::cookies;
 use crate::oauth::respond::{error_redirect, failure_page};
 use crate::state::AppState;
+use crate::web::limits::{self, Endpoint};
 use crate::web::{error_page, html_page, render};
 
 const TEMPLATE: &str = include_str!("../../static/consent.html");
@@ -109,11 +111,19 @@ pub fn consent_page(
     res
 }
 
-/// Creates the upstream `state` for a consented request and sends the browser to the provider.
+/// Sends the browser of `req` to the provider for an approved request (approved on the page,
+/// or remembered). The request is bound to this browser first: the login cookie is (re)set
+/// and only its hash is saved with the request, and the callback completes the request only
+/// for a browser holding it. Without that, anyone given the provider link (or the IdP's URL)
+/// would log in *for* the client of whoever approved.
 pub async fn start_upstream(
     state: &AppState,
-    pending: &PendingAuthorization,
+    req: &HttpRequest,
+    mut pending: PendingAuthorization,
 ) -> Result<HttpResponse, OAuthError> {
+    let (browser, cookie) = cookies::login_binding(req, &state.settings);
+    pending.browser_hash = Some(crate::secret::hash_token(&browser));
+    state.actors.codes.send(SaveLogin(pending.clone())).await??;
     let prepared = state.upstream.prepare();
     let login_ttl = i64::try_from(state.settings.tokens.login_ttl).unwrap_or(600);
     let login = UpstreamLogin {
@@ -127,10 +137,13 @@ pub async fn start_upstream(
     if url.is_empty() {
         return Err(OAuthError::internal("upstream provider produced no authorization URL"));
     }
-    Ok(HttpResponse::Found()
+    let mut res = HttpResponse::Found()
         .insert_header((actix_web::http::header::LOCATION, url))
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .finish())
+        .finish();
+    // Without the cookie the callback would refuse this browser: fail here, visibly.
+    res.add_cookie(&cookie).map_err(OAuthError::internal)?;
+    Ok(res)
 }
 
 /// The consent form.
@@ -145,15 +158,15 @@ fn refused(status: StatusCode, message: &str) -> HttpResponse {
     error_page(status, "Consent not accepted", message)
 }
 
-async fn decide(state: &AppState, pending: PendingAuthorization, approve: bool) -> HttpResponse {
+async fn decide(
+    state: &AppState,
+    req: &HttpRequest,
+    pending: PendingAuthorization,
+    approve: bool,
+) -> HttpResponse {
     let settings = &state.settings;
     let result = if approve {
-        let pending = PendingAuthorization { consented: true, ..pending.clone() };
-        match state.actors.codes.send(SaveLogin(pending.clone())).await {
-            Ok(Ok(())) => start_upstream(state, &pending).await,
-            Ok(Err(e)) => Err(e),
-            Err(e) => Err(e.into()),
-        }
+        start_upstream(state, req, PendingAuthorization { consented: true, ..pending.clone() }).await
     } else {
         // Single use: a denied request cannot be approved later from another tab.
         let _ = state.actors.codes.send(TakeLogin { id: pending.id.clone() }).await;
@@ -163,6 +176,9 @@ async fn decide(state: &AppState, pending: PendingAuthorization, approve: bool) 
 }
 
 async fn submit(state: web::Data<AppState>, req: HttpRequest, form: web::Form<ConsentForm>) -> HttpResponse {
+    if let Err(refused) = limits::check(&state, Endpoint::Consent, &req).await {
+        return refused;
+    }
     let form = form.into_inner();
     let (Some(pending_id), Some(csrf)) = (form.pending_id, form.csrf) else {
         return refused(StatusCode::BAD_REQUEST, "The consent form is incomplete.");
@@ -190,7 +206,7 @@ async fn submit(state: web::Data<AppState>, req: HttpRequest, form: web::Form<Co
         Ok(Err(e)) => return failure_page(&e),
         Err(e) => return refused(StatusCode::INTERNAL_SERVER_ERROR, OAuthError::from(e).description()),
     };
-    decide(&state, pending, approve).await
+    decide(&state, &req, pending, approve).await
 }
 
 /// Registers `POST /oauth/consent`.

@@ -1,6 +1,8 @@
 //! The gateway's browser cookies: the session cookie (who logged in on this browser, for
-//! remembered consent) and the consent binding cookie (a random value that ties a consent
-//! form's CSRF token to the browser the page was shown to).
+//! remembered consent), the consent binding cookie (a random value that ties a consent
+//! form's CSRF token to the browser the page was shown to) and the login cookie (a random
+//! value whose hash is stored with an approved request, so that only the browser that
+//! approved it can complete it at the callback: a forwarded sign-in link is worthless).
 //!
 //! Values are signed with HMAC-SHA256 under `session_secret`, with a purpose label in the MAC
 //! so one cookie's value can never be replayed as another's. Every cookie is `HttpOnly`,
@@ -15,12 +17,14 @@ use base64::Engine as _;
 use secrecy::ExposeSecret;
 
 use crate::config::Settings;
-use crate::secret::{constant_time_eq, hmac_b64, random_token};
+use crate::secret::{constant_time_eq, hash_token, hmac_b64, random_token};
 
 /// Base name of the session cookie.
 pub const SESSION: &str = "mcpgw_session";
 /// Base name of the consent binding cookie.
 pub const BINDING: &str = "mcpgw_consent";
+/// Base name of the login cookie.
+pub const LOGIN: &str = "mcpgw_login";
 
 /// The cookie name as sent: `__Host-` prefixed when the gateway is served over https.
 pub fn name(settings: &Settings, base: &str) -> String {
@@ -89,6 +93,30 @@ pub fn new_binding(settings: &Settings) -> (String, Cookie<'static>) {
     let value = random_token(24);
     let cookie = build(settings, BINDING, sign(settings, "binding", &value), settings.tokens.login_ttl);
     (value, cookie)
+}
+
+/// The login value of this browser and the cookie to (re)set with it, living as long as a
+/// login may take from now. A valid value the browser already holds is kept: one value per
+/// browser, not per request, so two sign-ins started in one browser at once (two MCP clients
+/// connecting) both complete. Another browser never learns it (`HttpOnly`, random).
+pub fn login_binding(req: &HttpRequest, settings: &Settings) -> (String, Cookie<'static>) {
+    let value = req
+        .cookie(&name(settings, LOGIN))
+        .and_then(|c| verify(settings, "login", c.value()))
+        .unwrap_or_else(|| random_token(32));
+    let cookie = build(settings, LOGIN, sign(settings, "login", &value), settings.tokens.login_ttl);
+    (value, cookie)
+}
+
+/// Whether the browser that sent `req` holds the login value whose hash is `stored`.
+/// No stored hash matches no browser.
+pub fn login_matches(req: &HttpRequest, settings: &Settings, stored: Option<&str>) -> bool {
+    let Some(stored) = stored else { return false };
+    let Some(value) = req.cookie(&name(settings, LOGIN)).and_then(|c| verify(settings, "login", c.value()))
+    else {
+        return false;
+    };
+    constant_time_eq(&hash_token(&value), stored)
 }
 
 /// The consent form's CSRF token: HMAC over the pending authorization id and the browser
@@ -161,6 +189,31 @@ mod tests {
         let plain = session_cookie(&settings("http://127.0.0.1:1"), "u", 1);
         assert_eq!(plain.name(), "mcpgw_session");
         assert_eq!(plain.secure(), Some(false));
+    }
+
+    #[test]
+    fn the_login_value_is_kept_per_browser_and_matched_by_hash() {
+        let s = settings("https://gw.example");
+        let fresh = TestRequest::default().to_http_request();
+        let (value, cookie) = login_binding(&fresh, &s);
+        assert_eq!(cookie.name(), "__Host-mcpgw_login");
+        assert_eq!((cookie.secure(), cookie.http_only()), (Some(true), Some(true)));
+        assert_eq!(cookie.same_site(), Some(SameSite::Lax));
+        let stored = hash_token(&value);
+        let same = TestRequest::default().cookie(cookie.clone()).to_http_request();
+        assert_eq!(login_binding(&same, &s).0, value, "kept for a second sign-in");
+        assert!(login_matches(&same, &s, Some(&stored)));
+        assert!(!login_matches(&same, &s, None), "no stored hash matches nothing");
+        assert!(!login_matches(&fresh, &s, Some(&stored)), "no cookie");
+        let other = TestRequest::default().cookie(login_binding(&fresh, &s).1).to_http_request();
+        assert!(!login_matches(&other, &s, Some(&stored)), "another browser");
+        // Another cookie's signed value, or an unsigned one, is not a login value.
+        let (_, binding_cookie) = new_binding(&s);
+        let foreign = Cookie::new("__Host-mcpgw_login", binding_cookie.value().to_owned());
+        let req = TestRequest::default().cookie(foreign).to_http_request();
+        assert_ne!(login_binding(&req, &s).0, binding_cookie.value().split('.').next().unwrap_or(""));
+        let bare = TestRequest::default().cookie(Cookie::new("__Host-mcpgw_login", value)).to_http_request();
+        assert!(!login_matches(&bare, &s, Some(&stored)));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use crate::actors::RegisterClient;
 use crate::core::model::{ClientMetadata, Registered};
 use crate::core::OAuthError;
 use crate::state::AppState;
+use crate::web::limits::{self, Endpoint};
 
 /// The 201 body: the stored metadata, and the secret once for secret-based methods.
 #[derive(Debug, Serialize)]
@@ -129,6 +130,13 @@ async fn register(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, OAuthError> {
+    if let Err(refused) = limits::check(&state, Endpoint::Register, &req).await {
+        return Ok(refused);
+    }
+    let max = state.settings.limits.max_registration_bytes;
+    if body.len() > max {
+        return Err(OAuthError::InvalidClientMetadata(format!("client metadata is limited to {max} bytes")));
+    }
     let metadata = parse_body(&req, &body)?;
     let registered = state.actors.clients.send(RegisterClient(metadata)).await??;
     log::info!("registered client {}", registered.client.client_id);
@@ -138,7 +146,8 @@ async fn register(
         .json(RegistrationResponse::from(registered)))
 }
 
-/// Registers `/oauth/register` and `/register`.
+/// Registers `/oauth/register` and `/register`. The payload limit is the hard ceiling; the
+/// handler applies the configured `limits.max_registration_bytes` below it.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let limit = web::PayloadConfig::new(64 * 1024);
     cfg.service(web::resource("/oauth/register").app_data(limit.clone()).route(web::post().to(register)))

@@ -44,6 +44,23 @@ pub fn failure_page(err: &OAuthError) -> HttpResponse {
     res
 }
 
+/// The page shown instead of an error redirect when the client's redirect URI is not vouched
+/// for (RFC 9700 §4.11.2): it names the OAuth error so the person (or the developer) can tell
+/// what was wrong. A storage outage still gets the retryable page.
+pub fn error_page_naming(err: &OAuthError) -> HttpResponse {
+    use actix_web::ResponseError as _;
+    if matches!(err, OAuthError::TemporarilyUnavailable(_)) {
+        return failure_page(err);
+    }
+    let message = format!(
+        "The application's sign-in request was refused ({}: {}). Start again from your application; \
+         if this keeps happening, tell its developer.",
+        err.code(),
+        err.description()
+    );
+    error_page(err.status_code(), "Invalid authorization request", &message)
+}
+
 /// An RFC 6749 §4.1.2.1 error response: `error`, `error_description`, `state`, `iss`. A storage
 /// outage is the exception: it gets the retryable 503 page ([`failure_page`]) instead, since
 /// the browser can retry the step in place while a redirect would end the client's flow.
@@ -81,6 +98,12 @@ mod tests {
             let html = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
             assert!(html.is_some_and(|t| t.starts_with("text/html")), "{html:?}");
         }
+        let page = error_page_naming(&outage);
+        assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE, "an outage stays retryable");
+        let unsupported = OAuthError::UnsupportedResponseType("only code".into());
+        let page = error_page_naming(&unsupported);
+        assert_eq!(page.status(), StatusCode::BAD_REQUEST);
+        assert!(page.headers().get(header::LOCATION).is_none());
         let denied = OAuthError::AccessDenied("no".into());
         let res = error_redirect(&s, "http://127.0.0.1/cb", &denied, Some("st"));
         assert_eq!(res.status(), StatusCode::FOUND, "other errors still go back to the client");

@@ -19,6 +19,7 @@ use crate::core::pkce;
 use crate::core::OAuthError;
 use crate::oauth::resource;
 use crate::state::AppState;
+use crate::web::limits::{self, Endpoint};
 
 /// The token request. All fields optional so a missing one gets a precise error.
 #[derive(Debug, Deserialize)]
@@ -193,6 +194,9 @@ async fn token(
     req: HttpRequest,
     form: web::Form<TokenForm>,
 ) -> Result<HttpResponse, OAuthError> {
+    if let Err(refused) = limits::check(&state, Endpoint::Token, &req).await {
+        return Ok(refused);
+    }
     let form = form.into_inner();
     let grant = required(&form.grant_type, "grant_type")?;
     if !matches!(grant, "authorization_code" | "refresh_token") {

@@ -1,11 +1,14 @@
 //! What the proxy answers when it does not forward: small JSON bodies in the RFC 6749 shape
 //! (`error`, `error_description`), with the bearer challenge on 401 and on a step-up 403. Backend failures name the
 //! service only; the backend URL and the underlying error go to the log, never to the client.
+//! Every answer carries the same content guards as a forwarded response
+//! ([`headers::guard_response`]).
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
+use super::headers;
 use crate::core::error::ErrorBody;
 
 /// Longest service id echoed back in a 404 (the id comes from the request path).
@@ -17,6 +20,9 @@ pub enum ProxyError {
     /// No service with this id is configured.
     #[error("unknown service '{0}'")]
     UnknownService(String),
+    /// A method the Streamable HTTP transport does not use (it has POST, GET and DELETE).
+    #[error("the MCP endpoint accepts only GET, POST and DELETE")]
+    MethodNotAllowed,
     /// A present `Origin` that is neither allowed nor loopback (DNS-rebinding defence).
     #[error("origin not allowed")]
     ForbiddenOrigin,
@@ -56,6 +62,10 @@ pub enum ProxyError {
     /// The backend could not be reached or broke the exchange.
     #[error("service '{0}' is unavailable")]
     BadGateway(String),
+    /// The backend handed the user a session id bound to another user (a pre-claimed id):
+    /// forwarding it would put two users in one session.
+    #[error("service '{0}' handed out a session id that is bound to another user")]
+    SessionOfAnotherUser(String),
 }
 
 impl ProxyError {
@@ -67,6 +77,7 @@ impl ProxyError {
     fn code(&self) -> &'static str {
         match self {
             ProxyError::UnknownService(_) => "not_found",
+            ProxyError::MethodNotAllowed => "method_not_allowed",
             ProxyError::ForbiddenOrigin => "forbidden",
             ProxyError::Unauthorized { code, .. } => code,
             ProxyError::InsufficientScope { .. } => "insufficient_scope",
@@ -74,7 +85,7 @@ impl ProxyError {
             ProxyError::BadRequest(_) | ProxyError::PayloadTooLarge(_) => "invalid_request",
             ProxyError::Unavailable => "temporarily_unavailable",
             ProxyError::Timeout(_) => "gateway_timeout",
-            ProxyError::BadGateway(_) => "bad_gateway",
+            ProxyError::BadGateway(_) | ProxyError::SessionOfAnotherUser(_) => "bad_gateway",
         }
     }
 }
@@ -83,6 +94,7 @@ impl ResponseError for ProxyError {
     fn status_code(&self) -> StatusCode {
         match self {
             ProxyError::UnknownService(_) => StatusCode::NOT_FOUND,
+            ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::ForbiddenOrigin => StatusCode::FORBIDDEN,
             ProxyError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ProxyError::InsufficientScope { .. } | ProxyError::ForeignSession => StatusCode::FORBIDDEN,
@@ -90,7 +102,7 @@ impl ResponseError for ProxyError {
             ProxyError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::BadGateway(_) | ProxyError::SessionOfAnotherUser(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -107,8 +119,12 @@ impl ResponseError for ProxyError {
             ProxyError::Unavailable => {
                 res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
             }
+            ProxyError::MethodNotAllowed => {
+                res.insert_header((header::ALLOW, HeaderValue::from_static(headers::ALLOWED_METHODS)));
+            }
             _ => {}
         }
+        headers::guard_response(&mut res);
         let description = match self {
             ProxyError::Unauthorized { description, .. } => (*description).to_owned(),
             ProxyError::InsufficientScope { missing, .. } => {
@@ -149,6 +165,17 @@ mod tests {
         assert_eq!(ProxyError::PayloadTooLarge(1).status_code(), StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(ProxyError::Unavailable.status_code(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(ProxyError::BadRequest("x").status_code(), StatusCode::BAD_REQUEST);
+        assert_eq!(ProxyError::MethodNotAllowed.status_code(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(ProxyError::SessionOfAnotherUser("x".into()).status_code(), StatusCode::BAD_GATEWAY);
+    }
+
+    #[test]
+    fn answers_carry_the_content_guards_and_405_its_allow() {
+        let res = ProxyError::MethodNotAllowed.error_response();
+        let get = |name| res.headers().get(name).and_then(|v| v.to_str().ok());
+        assert_eq!(get(header::ALLOW), Some("GET, POST, DELETE"));
+        assert_eq!(get(header::CONTENT_SECURITY_POLICY), Some("sandbox"));
+        assert_eq!(get(header::X_CONTENT_TYPE_OPTIONS), Some("nosniff"));
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub async fn forward(
         return Err(ProxyError::BadGateway(target.id.to_owned()));
     };
     let peer: Option<IpAddr> = req.peer_addr().map(|a| a.ip());
-    let mut out: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(req.headers().len() + 8);
+    let mut out: Vec<(HeaderName, HeaderValue)> = Vec::with_capacity(req.headers().len() + 12);
     headers::copy_request_headers(req.headers(), &mut out);
     headers::add_forwarded(req.headers(), peer, target.origin, &mut out);
     if let Some(user) = user {
@@ -137,6 +137,11 @@ async fn arrived(payload: &mut web::Payload, len: u64, whole: bool) -> Result<By
     })
 }
 
+/// Whether the request carries a body the backend would receive, whatever its method.
+pub fn carries_body(headers: &HeaderMap) -> bool {
+    !matches!(request_body(headers), RequestBody::None | RequestBody::Sized(0))
+}
+
 /// How the client framed its body; the backend gets the same framing.
 #[derive(Debug, PartialEq, Eq)]
 enum RequestBody {
@@ -160,13 +165,14 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
-/// The backend's status, headers and body, streamed. A client that goes away drops this body,
-/// which closes the backend connection.
+/// The backend's status, headers and body, streamed, with the gateway's content guards. A
+/// client that goes away drops this body, which closes the backend connection.
 fn stream_back(head: ResponseHead, body: ResponseBody) -> HttpResponse {
     let mut builder = HttpResponse::build(head.status);
     for (name, value) in headers::response_headers(&head.headers) {
         builder.append_header((name.clone(), value.clone()));
     }
+    headers::guard_response(&mut builder);
     if headers::is_event_stream(&head.headers) {
         // Tell buffering reverse proxies in front of the gateway to pass each event on.
         builder.insert_header((
@@ -193,5 +199,18 @@ mod tests {
         assert_eq!(request_body(&h), RequestBody::Sized(12));
         h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
         assert_eq!(request_body(&h), RequestBody::Chunked);
+    }
+
+    #[test]
+    fn an_empty_sized_body_is_no_body() {
+        let mut h = HeaderMap::new();
+        assert!(!carries_body(&h));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        assert!(!carries_body(&h));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("2"));
+        assert!(carries_body(&h));
+        h.remove(header::CONTENT_LENGTH);
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        assert!(carries_body(&h));
     }
 }

@@ -2,21 +2,36 @@
 //!
 //! Everything passes except what would leak the client's credentials (`Authorization`,
 //! `Proxy-Authorization`, the gateway's own cookies), what only describes one hop (RFC 9110
-//! §7.6.1), what the gateway itself vouches for (`x-user-*`, `X-Forwarded-*`), and framing
-//! (`Content-Length`, `Host`, `Expect`), which the outgoing connection sets anew. `Origin` is
-//! dropped too: the gateway has already judged it (DNS-rebinding defence, checklist C1), and a
-//! backend with its own Origin check (the Python SDK's default) would otherwise refuse the
-//! browser origins the gateway allows.
+//! §7.6.1), what the gateway itself vouches for (`x-user-*`, `X-Forwarded-*`, `Forwarded`,
+//! `X-Real-IP`), and framing (`Content-Length`, `Host`, `Expect`), which the outgoing connection
+//! sets anew. `Origin` is dropped too: the gateway has already judged it (DNS-rebinding
+//! defence, checklist C1), and a backend with its own Origin check (the Python SDK's default)
+//! would otherwise refuse the browser origins the gateway allows.
+//!
+//! Header names with an underscore are dropped as well (nginx's default): CGI and WSGI servers
+//! map `x_user_id` and `x-user-id` to the same `HTTP_X_USER_ID`, so an underscore spelling
+//! would smuggle any of the headers above (or a second `Mcp-Session-Id`) past a name check.
+//!
+//! Every response gets `Content-Security-Policy: sandbox` and `X-Content-Type-Options: nosniff`
+//! ([`guard_response`]): a backend's HTML would otherwise run with the authorization server's
+//! origin (its cookies, its consent pages).
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::HttpResponseBuilder;
+use bytes::Bytes;
 
 use crate::core::model::AccessClaims;
 
-/// Cookie names the gateway sets; they never reach a backend.
-const GATEWAY_COOKIE_PREFIXES: [&str; 2] = ["mcpgw_", "__Host-mcpgw_"];
+/// The methods of the Streamable HTTP transport: the `Allow` of a 405 and of `OPTIONS`.
+pub const ALLOWED_METHODS: &str = "GET, POST, DELETE";
+
+/// Prefixes of the cookie names the gateway sets (`src/oauth/cookies.rs`: every name starts
+/// with `mcpgw_`, `__Host-` prefixed over https). Compared case-insensitively: browsers match
+/// the `__Host-` prefix that way, and a backend must not get near the names in any spelling.
+const GATEWAY_COOKIE_PREFIXES: [&[u8]; 3] = [b"mcpgw_", b"__Host-mcpgw_", b"__Secure-mcpgw_"];
 
 /// RFC 9110 §7.6.1 hop-by-hop headers (plus the non-standard `Proxy-Connection`).
 fn is_hop_by_hop(name: &str) -> bool {
@@ -47,11 +62,15 @@ fn dropped_from_request(name: &str, listed: &[String]) -> bool {
                 | "origin"
                 | "content-length"
                 | "expect"
+                | "forwarded"
+                | "x-real-ip"
                 | "x-forwarded-for"
                 | "x-forwarded-proto"
                 | "x-forwarded-host"
+                | "x-forwarded-port"
         )
         || name.starts_with("x-user-")
+        || name.as_bytes().contains(&b'_')
         || listed.iter().any(|l| l == name)
 }
 
@@ -95,7 +114,7 @@ pub fn copy_request_headers(incoming: &HeaderMap, out: &mut impl HeaderSink) {
 fn without_gateway_cookies(value: &HeaderValue) -> Option<HeaderValue> {
     let bytes = value.as_bytes();
     // Fast path: most requests carry no gateway cookie to a backend.
-    if !bytes.windows(6).any(|w| w == b"mcpgw_") {
+    if !bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"mcpgw_")) {
         return Some(value.clone());
     }
     let kept: Vec<&[u8]> = bytes
@@ -109,9 +128,15 @@ fn without_gateway_cookies(value: &HeaderValue) -> Option<HeaderValue> {
     HeaderValue::from_bytes(&kept.join(&b"; "[..])).ok()
 }
 
+/// Whether the cookie `pair` (`name=value`, or a whole `Set-Cookie` value) is one of the
+/// gateway's, by name, in any case. A nameless cookie (`=mcpgw_session=x`) counts by the text
+/// after the `=`: a browser sends it back as `mcpgw_session=x`.
 fn is_gateway_cookie(pair: &[u8]) -> bool {
-    let name = pair.split(|b| *b == b'=').next().unwrap_or_default().trim_ascii();
-    GATEWAY_COOKIE_PREFIXES.iter().any(|p| name.starts_with(p.as_bytes()))
+    let pair = pair.trim_ascii_start();
+    let pair = pair.strip_prefix(b"=").unwrap_or(pair).trim_ascii_start();
+    let end = pair.iter().position(|b| matches!(b, b'=' | b';')).unwrap_or(pair.len());
+    let name = pair[..end].trim_ascii_end();
+    GATEWAY_COOKIE_PREFIXES.iter().any(|p| name.len() >= p.len() && name[..p.len()].eq_ignore_ascii_case(p))
 }
 
 /// Adds `x-user-*` from the token's claims; a header whose claim is absent is left out.
@@ -149,12 +174,16 @@ fn header_value(value: &str) -> Option<HeaderValue> {
     HeaderValue::from_bytes(clean).ok()
 }
 
-/// `X-Forwarded-Proto` and `X-Forwarded-Host` as the issuer gives them: the public URL the
-/// client used, which a client cannot spoof. Derived once, not per request.
+/// What the issuer says about the public URL the client used, which a client cannot spoof:
+/// `X-Forwarded-Proto`, `-Host`, `-Port` and the `host`/`proto` of `Forwarded`. Derived once,
+/// not per request.
 #[derive(Debug, Default)]
 pub struct ForwardedOrigin {
     proto: Option<HeaderValue>,
     host: Option<HeaderValue>,
+    port: Option<HeaderValue>,
+    // `host="…";proto=…` (RFC 7239 §4; `host` quoted, it may hold a `:`), empty when unknown.
+    forwarded: String,
 }
 
 impl ForwardedOrigin {
@@ -168,55 +197,118 @@ impl ForwardedOrigin {
             (Some(h), None) => h.to_owned(),
             _ => String::new(),
         };
-        Self { proto: header_value(url.scheme()), host: header_value(&host) }
+        let port = url.port_or_known_default().map(|p| p.to_string());
+        let forwarded = match host.is_empty() || host.contains(['"', '\\']) {
+            true => String::new(),
+            false => format!("host=\"{host}\";proto={}", url.scheme()),
+        };
+        Self {
+            proto: header_value(url.scheme()),
+            host: header_value(&host),
+            port: port.as_deref().and_then(header_value),
+            forwarded,
+        }
     }
 }
 
-/// `X-Forwarded-For` (the client's chain plus the peer), and `X-Forwarded-Proto` /
-/// `X-Forwarded-Host` from `origin`.
+/// The gateway's forwarding headers: `X-Forwarded-For` (the client's chain plus the peer),
+/// `X-Real-IP` (the peer), `Forwarded` (one element, the gateway's: `for` the peer, `host`
+/// and `proto` from `origin`) and `X-Forwarded-Proto` / `-Host` / `-Port` from `origin`. The
+/// client's own `Forwarded`, `X-Real-IP` and `X-Forwarded-Port` never pass
+/// ([`copy_request_headers`]); its `X-Forwarded-For` chain does, with the peer appended, so a
+/// backend trusting one proxy reads the last element.
 pub fn add_forwarded(
     incoming: &HeaderMap,
     peer: Option<IpAddr>,
     origin: &ForwardedOrigin,
     out: &mut impl HeaderSink,
 ) {
-    let mut forwarded_for = String::new();
+    // One buffer holds the `X-Forwarded-For` value followed by the `Forwarded` value; the three
+    // peer headers are slices of it, so together they cost what `X-Forwarded-For` alone did.
+    let mut buf = String::with_capacity(96 + origin.forwarded.len());
     for hop in incoming.get_all(header::X_FORWARDED_FOR).filter_map(|v| v.to_str().ok()) {
-        if !forwarded_for.is_empty() {
-            forwarded_for.push_str(", ");
+        let hop = hop.trim();
+        if hop.is_empty() {
+            continue;
         }
-        forwarded_for.push_str(hop.trim());
+        if !buf.is_empty() {
+            buf.push_str(", ");
+        }
+        buf.push_str(hop);
     }
+    let mut real_ip = None;
     if let Some(peer) = peer {
-        if !forwarded_for.is_empty() {
-            forwarded_for.push_str(", ");
+        if !buf.is_empty() {
+            buf.push_str(", ");
         }
+        let start = buf.len();
         // Infallible for a String.
-        let _ = write!(forwarded_for, "{peer}");
+        let _ = write!(buf, "{peer}");
+        real_ip = Some(start..buf.len());
     }
-    if let Some(v) = header_value(&forwarded_for) {
+    let forwarded_for = buf.len();
+    if let Some(peer) = peer {
+        // Quoted: an IPv6 node must be (RFC 7239 §6), and quoting is always allowed.
+        let _ = match peer {
+            IpAddr::V4(ip) => write!(buf, "for=\"{ip}\""),
+            IpAddr::V6(ip) => write!(buf, "for=\"[{ip}]\""),
+        };
+        if !origin.forwarded.is_empty() {
+            buf.push(';');
+        }
+    }
+    buf.push_str(&origin.forwarded);
+    let buf = Bytes::from(buf);
+    let value = |range: std::ops::Range<usize>| match range.is_empty() {
+        true => None,
+        false => HeaderValue::from_maybe_shared(buf.slice(range)).ok(),
+    };
+    if let Some(v) = value(0..forwarded_for) {
         out.add(header::X_FORWARDED_FOR, v);
     }
-    if let Some(v) = &origin.proto {
-        out.add(HeaderName::from_static("x-forwarded-proto"), v.clone());
+    if let Some(v) = real_ip.and_then(value) {
+        out.add(HeaderName::from_static("x-real-ip"), v);
     }
-    if let Some(v) = &origin.host {
-        out.add(HeaderName::from_static("x-forwarded-host"), v.clone());
+    if let Some(v) = value(forwarded_for..buf.len()) {
+        out.add(header::FORWARDED, v);
+    }
+    for (name, v) in [
+        ("x-forwarded-proto", &origin.proto),
+        ("x-forwarded-host", &origin.host),
+        ("x-forwarded-port", &origin.port),
+    ] {
+        if let Some(v) = v {
+            out.add(HeaderName::from_static(name), v.clone());
+        }
     }
 }
 
 /// The backend's response headers that may reach the client: hop-by-hop headers, framing
-/// (`Content-Length` is set again from the body) and attempts to set the gateway's own cookies
-/// are left out.
+/// (`Content-Length` is set again from the body), attempts to set the gateway's own cookies,
+/// and the content policy the gateway sets itself ([`guard_response`]) are left out.
 pub fn response_headers(backend: &HeaderMap) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
     let listed = connection_listed(backend);
     backend.iter().filter(move |(name, value)| {
         let n = name.as_str();
         !(is_hop_by_hop(n)
-            || n == "content-length"
+            || matches!(
+                n,
+                "content-length"
+                    | "content-security-policy"
+                    | "content-security-policy-report-only"
+                    | "x-content-type-options"
+            )
             || listed.iter().any(|l| l == n)
             || (*name == header::SET_COOKIE && is_gateway_cookie(value.as_bytes())))
     })
+}
+
+/// Adds the content guards of every answer under `/{service}/mcp`. `sandbox` makes a browser
+/// treat a backend page as a unique opaque origin with no script, forms or plugins (JSON and
+/// SSE clients ignore it); `nosniff` keeps a JSON or text body from being taken for HTML.
+pub fn guard_response(res: &mut HttpResponseBuilder) {
+    res.insert_header((header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("sandbox")));
+    res.insert_header((header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")));
 }
 
 /// Whether the response is a Server-Sent Events stream.
@@ -275,6 +367,13 @@ mod tests {
             ("origin", "https://app.example"),
             ("x-user-id", "admin"),
             ("X-User-Role", "root"),
+            ("x_user_id", "admin"),
+            ("X-User_Email", "root@evil.example"),
+            ("mcp_session_id", "s-2"),
+            ("x_forwarded_for", "6.6.6.6"),
+            ("forwarded", "for=6.6.6.6"),
+            ("x-real-ip", "6.6.6.6"),
+            ("x-forwarded-port", "1"),
             ("mcp-session-id", "s-1"),
             ("mcp-param-foo", "bar"),
             ("accept", "text/event-stream"),
@@ -289,10 +388,11 @@ mod tests {
 
     #[test]
     fn only_gateway_cookies_are_removed() {
-        let incoming = map(&[("cookie", "a=1; mcpgw_session=x;__Host-mcpgw_consent=y; b=2")]);
+        let incoming =
+            map(&[("cookie", "a=1; mcpgw_session=x;__Host-mcpgw_consent=y; MCPGW_login=z; b=2; c_mcpgw_=3")]);
         let mut out = HeaderMap::new();
         copy_request_headers(&incoming, &mut out);
-        assert_eq!(out.get(header::COOKIE).and_then(|v| v.to_str().ok()), Some("a=1; b=2"));
+        assert_eq!(out.get(header::COOKIE).and_then(|v| v.to_str().ok()), Some("a=1; b=2; c_mcpgw_=3"));
 
         let mut out = HeaderMap::new();
         copy_request_headers(&map(&[("cookie", "mcpgw_session=x")]), &mut out);
@@ -315,9 +415,31 @@ mod tests {
         let peer = "10.0.0.2".parse().ok();
         let origin = ForwardedOrigin::from_issuer("https://gw.example:8443");
         add_forwarded(&map(&[("x-forwarded-for", "1.2.3.4")]), peer, &origin, &mut out);
-        assert_eq!(out.get("x-forwarded-for").and_then(|v| v.to_str().ok()), Some("1.2.3.4, 10.0.0.2"));
-        assert_eq!(out.get("x-forwarded-proto").and_then(|v| v.to_str().ok()), Some("https"));
-        assert_eq!(out.get("x-forwarded-host").and_then(|v| v.to_str().ok()), Some("gw.example:8443"));
+        let get = |name| out.get(name).and_then(|v| v.to_str().ok());
+        assert_eq!(get("x-forwarded-for"), Some("1.2.3.4, 10.0.0.2"));
+        assert_eq!(get("x-real-ip"), Some("10.0.0.2"));
+        assert_eq!(get("forwarded"), Some("for=\"10.0.0.2\";host=\"gw.example:8443\";proto=https"));
+        assert_eq!(get("x-forwarded-proto"), Some("https"));
+        assert_eq!(get("x-forwarded-host"), Some("gw.example:8443"));
+        assert_eq!(get("x-forwarded-port"), Some("8443"));
+        assert_eq!(out.len(), 6);
+    }
+
+    #[test]
+    fn forwarded_quotes_ipv6_and_copes_without_a_peer() {
+        let origin = ForwardedOrigin::from_issuer("https://gw.example");
+        let mut out = HeaderMap::new();
+        add_forwarded(&HeaderMap::new(), "::1".parse().ok(), &origin, &mut out);
+        let get = |out: &HeaderMap, name| out.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        assert_eq!(get(&out, "x-forwarded-for").as_deref(), Some("::1"));
+        assert_eq!(get(&out, "x-real-ip").as_deref(), Some("::1"));
+        assert_eq!(get(&out, "forwarded").as_deref(), Some("for=\"[::1]\";host=\"gw.example\";proto=https"));
+        assert_eq!(get(&out, "x-forwarded-port").as_deref(), Some("443"));
+
+        let mut out = HeaderMap::new();
+        add_forwarded(&HeaderMap::new(), None, &origin, &mut out);
+        assert_eq!(get(&out, "forwarded").as_deref(), Some("host=\"gw.example\";proto=https"));
+        assert!(!out.contains_key("x-forwarded-for") && !out.contains_key("x-real-ip"));
     }
 
     #[test]
@@ -327,7 +449,14 @@ mod tests {
             ("content-length", "10"),
             ("transfer-encoding", "chunked"),
             ("set-cookie", "mcpgw_session=evil; Path=/"),
+            ("set-cookie", "MCPGW_Session=evil; Path=/"),
+            ("set-cookie", "__host-Mcpgw_consent=evil; Secure; Path=/"),
+            ("set-cookie", " = mcpgw_login=evil"),
+            ("set-cookie", "mcpgw_session"),
             ("set-cookie", "app=1"),
+            ("content-security-policy", "default-src *"),
+            ("content-security-policy-report-only", "default-src 'none'; report-uri /r"),
+            ("x-content-type-options", "sniff-please"),
         ]);
         let mut kept: Vec<(String, String)> = response_headers(&backend)
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))

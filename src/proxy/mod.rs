@@ -1,12 +1,15 @@
 //! `ALL /{service}/mcp`: the hot path of the gateway.
 //!
-//! In order: the service must exist (404), a browser `Origin` must be allowed (403), the
-//! bearer token must be valid for this service (401, checked locally: no storage round trip,
-//! no actor message), an `Mcp-Session-Id` must belong to the token's user (403, one local map
-//! read once the session is known: [`session`]), the operation must be within the token's
-//! scopes on services with `tool_scopes` (403: [`stepup`]); then the request is streamed to the
-//! backend and the answer streamed back, and a session id the backend hands out is bound to
-//! the user. CORS preflights never get here: the CORS middleware answers them.
+//! In order: the service must exist (404), the method must be one of the Streamable HTTP
+//! transport's (405 otherwise; a plain `OPTIONS` is answered here), a browser `Origin` must be
+//! allowed (403), the bearer token must be valid for this service (401, checked locally: no
+//! storage round trip, no actor message), an `Mcp-Session-Id` must belong to the token's user
+//! (403, one local map read once the session is known: [`session`]), the operation must be
+//! within the token's scopes on services with `tool_scopes` (403: [`stepup`]); then the request
+//! is streamed to the backend and the answer streamed back, and a session id the backend hands
+//! out is bound to the user (502 when it is already another user's). CORS preflights (an
+//! `OPTIONS` with `Access-Control-Request-Method`) never get here: the CORS middleware answers
+//! them.
 
 pub mod auth;
 pub mod client;
@@ -20,7 +23,8 @@ use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{self as http_header, HeaderMap, HeaderValue};
+use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use self::auth::TokenCache;
@@ -77,6 +81,9 @@ async fn proxy(
     let id = req.match_info().get("service").unwrap_or_default();
     let settings = &state.settings;
     let service = settings.mcp_services.get(id).ok_or_else(|| ProxyError::unknown_service(id))?;
+    if let Some(answer) = check_method(req.method())? {
+        return Ok(answer);
+    }
     origin::check(req.headers(), &settings.cors, settings.debug)?;
     let user = match service.auth_required {
         true => Some(auth::authenticate(req.headers(), id, service, &state, &worker.cache)?),
@@ -91,9 +98,30 @@ async fn proxy(
     let target = Target { id, service, backend, origin: &prepared.origin };
     let res = forward::forward(&worker.pool, &req, body, &target, user.as_deref()).await?;
     if let Some(claims) = &user {
-        bind_new_session(res.headers(), id, &state, claims).await;
+        // On refusal `res` is dropped unsent: its body with it, which closes the backend
+        // connection, and the session id never reaches the client.
+        bind_new_session(res.headers(), id, &state, claims).await?;
     }
     Ok(res)
+}
+
+/// The Streamable HTTP transport uses POST, GET and DELETE (and HEAD is GET without a body).
+/// Anything else is refused before the token is even looked at: the gateway's checks are
+/// written for these methods, while a backend framework may route `PUT`, `PATCH`, `post` or an
+/// invented method to its POST handler and execute a body the gateway never judged. A plain
+/// `OPTIONS` (not a CORS preflight, which the middleware answers before this) gets the `Allow`
+/// list and is not forwarded.
+fn check_method(method: &Method) -> Result<Option<HttpResponse>, ProxyError> {
+    if method == Method::POST || method == Method::GET || method == Method::DELETE || method == Method::HEAD {
+        return Ok(None);
+    }
+    if method == Method::OPTIONS {
+        let mut res = HttpResponse::NoContent();
+        res.insert_header((http_header::ALLOW, HeaderValue::from_static(headers::ALLOWED_METHODS)));
+        headers::guard_response(&mut res);
+        return Ok(Some(res.finish()));
+    }
+    Err(ProxyError::MethodNotAllowed)
 }
 
 /// What an authenticated request must pass besides its token: its MCP session must be its
@@ -142,20 +170,41 @@ fn session_id(headers: &HeaderMap) -> Result<Option<&str>, ProxyError> {
 }
 
 /// Binds a session id the backend handed out (typically on `initialize`) to the user. A
-/// store failure is only logged: the response already happened at the backend, and the next
-/// request with this id is checked against the store again (fail closed there).
-async fn bind_new_session(headers: &HeaderMap, id: &str, state: &AppState, claims: &AccessClaims) {
-    let Some(session_id) = headers.get(MCP_SESSION_ID).and_then(|v| v.to_str().ok()) else {
-        return;
+/// session id already bound to another user (pre-claimed, or a backend handing everybody the
+/// same id) is refused with 502 and never forwarded: the user would otherwise share a session
+/// with its owner. So is a response with several or malformed ids, which the gateway could not
+/// bind (and a client could not send back). A store failure is only logged: the response
+/// already happened at the backend, and the next request with this id is checked against the
+/// store again (fail closed there).
+async fn bind_new_session(
+    headers: &HeaderMap,
+    id: &str,
+    state: &AppState,
+    claims: &AccessClaims,
+) -> Result<(), ProxyError> {
+    let mut values = headers.get_all(MCP_SESSION_ID);
+    let Some(first) = values.next() else {
+        return Ok(());
+    };
+    let session_id = match (first.to_str(), values.next()) {
+        (Ok(session_id), None) => session_id,
+        _ => {
+            log::warn!("service '{id}': the backend sent several or malformed Mcp-Session-Id headers");
+            return Err(ProxyError::BadGateway(id.to_owned()));
+        }
     };
     match state.mcp_sessions.bind(id, session_id, &claims.sub, state.clock.now()).await {
-        Ok(Verdict::Allowed) => {}
+        Ok(Verdict::Allowed) => Ok(()),
         Ok(Verdict::Forbidden) => {
             log::warn!(
-                "service '{id}': the backend handed user '{}' a session bound to another user",
+                "service '{id}': the backend handed user '{}' a session bound to another user; refused",
                 claims.sub
-            )
+            );
+            Err(ProxyError::SessionOfAnotherUser(id.to_owned()))
         }
-        Err(err) => log::warn!("service '{id}': could not bind a new MCP session: {err}"),
+        Err(err) => {
+            log::warn!("service '{id}': could not bind a new MCP session: {err}");
+            Ok(())
+        }
     }
 }

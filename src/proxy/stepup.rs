@@ -10,7 +10,9 @@
 //! - The headers are client-controlled hints; the body is what the backend executes. So a POST
 //!   to a service with `tool_scopes` always has its JSON-RPC body read (up to
 //!   [`MAX_INSPECTED_BODY`], 413 beyond) and every message of a batch checked; the buffered
-//!   bytes are then forwarded unchanged. When the headers and the body disagree the request is
+//!   bytes are then forwarded unchanged. So does a GET, HEAD or DELETE that carries a body: the
+//!   transport never sends one, but a backend may well execute it. Other methods never get
+//!   here: the proxy answers them 405. When the headers and the body disagree the request is
 //!   refused with 400, as the 2026-07-28 revision asks of servers: letting either win would let
 //!   an intermediary and the backend act on different operations.
 //! - A body that is not JSON-RPC the gateway can read (bad JSON, repeated keys, compressed) is
@@ -30,7 +32,7 @@ use serde::Deserialize;
 
 use super::auth::challenge_with_scopes;
 use super::error::ProxyError;
-use super::forward::Body;
+use super::forward::{self, Body};
 use crate::config::{ServiceSettings, Settings};
 
 /// Largest body read to find its JSON-RPC methods.
@@ -84,13 +86,14 @@ impl Message {
 
 impl Gate<'_> {
     /// Checks the request against the service's `tool_scopes` and returns the body to forward:
-    /// the buffered bytes of a checked POST, the untouched stream otherwise.
+    /// the buffered bytes of a checked POST (or of any other request with a body), the
+    /// untouched, empty stream otherwise.
     pub async fn admit(&self, req: &HttpRequest, payload: web::Payload) -> Result<Body, ProxyError> {
         let declared = declared(req.headers())?;
         if let Some(d) = &declared {
             self.require([(d.method, d.name)])?;
         }
-        if req.method() != Method::POST {
+        if req.method() != Method::POST && !forward::carries_body(req.headers()) {
             return Ok(Body::Stream(payload));
         }
         let bytes = read_body(payload, req.headers()).await?;

@@ -8,9 +8,11 @@ use crate::config::{StorageKind, StorageSettings};
 use crate::core::revocation::{Revocation, RevocationSet};
 use crate::core::store::{MemoryStore, Revocations, Store, StoreError};
 
+pub mod rate;
 pub mod redis;
 pub mod vault;
 
+pub use rate::Limiter;
 pub use redis::RedisStore;
 pub use vault::VaultStore;
 

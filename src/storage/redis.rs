@@ -97,12 +97,12 @@ impl RedisStore {
         })
     }
 
-    fn key(&self, key: &str) -> String {
+    pub(super) fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
 
     /// Runs one command on a pooled connection, bounded by the command timeout.
-    async fn run<T: FromRedisValue>(&self, cmd: Cmd) -> Result<T, StoreError> {
+    pub(super) async fn run<T: FromRedisValue>(&self, cmd: Cmd) -> Result<T, StoreError> {
         let mut conn = self.pool.get().await.map_err(|e| self.pool_error(e))?;
         match tokio::time::timeout(self.command_timeout, cmd.query_async::<T>(&mut conn.inner)).await {
             Ok(Ok(value)) => Ok(value),

@@ -7,6 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::core::OAuthError;
 
 pub mod error;
+pub mod limits;
 
 /// Makes form, JSON and query parse failures `invalid_request` JSON instead of actix's text.
 pub fn configure_extractors(cfg: &mut web::ServiceConfig) {
@@ -68,6 +69,15 @@ pub fn render(template: &str, values: &[(&str, &str)]) -> String {
     out
 }
 
+/// The policy of the gateway's own pages (`static/*.html`). They load one stylesheet
+/// (`/static/style.css`), no script, no inline style and no image, so everything else is
+/// `'none'`; `base-uri 'none'` keeps an injected `<base>` from moving the relative form and
+/// stylesheet URLs. `form-action` is wider than `'self'` on purpose: browsers check it on every
+/// redirect after a form post too, and the consent and dev-login forms end in redirects to the
+/// upstream provider and to the client's redirect URI (https, or http on loopback).
+pub const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'";
+
 /// An HTML response that cannot be framed or cached.
 pub fn html_page(status: actix_web::http::StatusCode, body: String) -> HttpResponse {
     HttpResponse::build(status)
@@ -75,10 +85,7 @@ pub fn html_page(status: actix_web::http::StatusCode, body: String) -> HttpRespo
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .insert_header((
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'self'; img-src 'self' https: data:; form-action 'self' https: http:; frame-ancestors 'none'",
-        ))
+        .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_CSP))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
         .body(body)
 }
@@ -107,6 +114,31 @@ mod tests {
         let out = render("{{a}} {{b}} {{c}}", &[("a", "{{b}}"), ("b", "x")]);
         assert_eq!(out, "{{b}} x {{c}}");
         assert_eq!(render("tail {{open", &[]), "tail {{open");
+    }
+
+    #[test]
+    fn pages_need_nothing_the_policy_blocks() {
+        let pages = [
+            include_str!("../../static/consent.html"),
+            include_str!("../../static/dev-login.html"),
+            include_str!("../../static/error.html"),
+            include_str!("../../static/index.html"),
+        ];
+        for page in pages {
+            assert!(page.contains(r#"<link rel="stylesheet" href="/static/style.css">"#));
+            for blocked in ["<script", " style=", "<style", "<img", "<iframe", "<base", "javascript:"] {
+                assert!(!page.contains(blocked), "{blocked} would be blocked by {PAGE_CSP}");
+            }
+            let inline_handler = page.match_indices(" on").any(|(i, _)| {
+                let rest = &page[i + 3..];
+                let name = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+                name > 0 && rest[name..].starts_with('=')
+            });
+            assert!(!inline_handler, "an inline event handler would be blocked by {PAGE_CSP}");
+            let forms = page.matches("<form").count();
+            assert_eq!(forms, page.matches(r#"action="/oauth/"#).count(), "forms post to the gateway");
+        }
+        assert!(!include_str!("../../static/style.css").contains("url("), "no image or font loads");
     }
 
     #[test]

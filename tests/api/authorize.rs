@@ -1,7 +1,19 @@
 //! The authorization endpoint and the consent page (checklist B4–B8, B14, B15).
 
-use crate::flow::{add_service, spawn_with_service, AuthRequest, Browser, ConsentForm, REDIRECT};
-use crate::helpers::spawn_app_with;
+use crate::flow::{add_service, spawn_with_service, AuthRequest, Browser, ConsentForm, TestClient, REDIRECT};
+use crate::helpers::{spawn_app_with, TestApp};
+
+/// A client this browser's person already approved (consent, login, code) for `service`:
+/// errors of its later requests are redirected back to it (RFC 9700 §4.11.2; a client nobody
+/// approved gets an error page instead, see `attacks_browser`).
+async fn approved_client(app: &TestApp, service: &str) -> (TestClient, Browser) {
+    let mut browser = Browser::new();
+    let client = app.register_client(&[REDIRECT]).await;
+    let request = AuthRequest::new(app, &client, Some(service));
+    let back = app.approve_and_login(&mut browser, &request, "alice@example.com").await;
+    assert!(back.location_query().contains_key("code"), "approved: {}", back.location());
+    (client, browser)
+}
 
 #[actix_web::test]
 async fn unregistered_redirect_gets_an_error_page_not_a_redirect() {
@@ -64,11 +76,11 @@ async fn loopback_redirect_matches_on_any_port() {
 #[actix_web::test]
 async fn the_only_registered_redirect_is_used_when_none_is_sent() {
     let app = spawn_with_service().await;
-    let client = app.register_client(&[REDIRECT]).await;
+    let (client, mut browser) = approved_client(&app, "svc").await;
     let request =
         AuthRequest::new(&app, &client, Some("svc")).with("redirect_uri", None).with("code_challenge", None);
 
-    let reply = app.authorize(&mut Browser::new(), &request).await;
+    let reply = app.authorize(&mut browser, &request).await;
 
     assert!(reply.location().starts_with(REDIRECT), "{}", reply.location());
 }
@@ -87,7 +99,7 @@ fn assert_error_redirect(reply: &crate::flow::Reply, error: &str, issuer: &str) 
 #[actix_web::test]
 async fn pkce_is_required_with_s256() {
     let app = spawn_with_service().await;
-    let client = app.register_client(&[REDIRECT]).await;
+    let (client, mut browser) = approved_client(&app, "svc").await;
 
     for request in [
         AuthRequest::new(&app, &client, Some("svc")).with("code_challenge", None),
@@ -95,7 +107,7 @@ async fn pkce_is_required_with_s256() {
         AuthRequest::new(&app, &client, Some("svc")).with("code_challenge_method", None),
         AuthRequest::new(&app, &client, Some("svc")).with("code_challenge", Some("short")),
     ] {
-        let reply = app.authorize(&mut Browser::new(), &request).await;
+        let reply = app.authorize(&mut browser, &request).await;
         assert_error_redirect(&reply, "invalid_request", &app.address);
     }
 }
@@ -103,10 +115,10 @@ async fn pkce_is_required_with_s256() {
 #[actix_web::test]
 async fn other_response_types_are_unsupported() {
     let app = spawn_with_service().await;
-    let client = app.register_client(&[REDIRECT]).await;
+    let (client, mut browser) = approved_client(&app, "svc").await;
     let request = AuthRequest::new(&app, &client, Some("svc")).with("response_type", Some("token"));
 
-    let reply = app.authorize(&mut Browser::new(), &request).await;
+    let reply = app.authorize(&mut browser, &request).await;
 
     assert_error_redirect(&reply, "unsupported_response_type", &app.address);
 }
@@ -114,11 +126,11 @@ async fn other_response_types_are_unsupported() {
 #[actix_web::test]
 async fn unknown_resource_is_invalid_target() {
     let app = spawn_with_service().await;
-    let client = app.register_client(&[REDIRECT]).await;
+    let (client, mut browser) = approved_client(&app, "svc").await;
     let other = format!("{}/nope/mcp", app.address);
     let request = AuthRequest::new(&app, &client, Some("svc")).with("resource", Some(&other));
 
-    let reply = app.authorize(&mut Browser::new(), &request).await;
+    let reply = app.authorize(&mut browser, &request).await;
 
     assert_error_redirect(&reply, "invalid_target", &app.address);
 }
@@ -126,10 +138,10 @@ async fn unknown_resource_is_invalid_target() {
 #[actix_web::test]
 async fn unknown_scope_is_invalid_scope() {
     let app = spawn_with_service().await;
-    let client = app.register_client(&[REDIRECT]).await;
+    let (client, mut browser) = approved_client(&app, "svc").await;
     let request = AuthRequest::new(&app, &client, Some("svc")).with("scope", Some("read admin"));
 
-    let reply = app.authorize(&mut Browser::new(), &request).await;
+    let reply = app.authorize(&mut browser, &request).await;
 
     assert_error_redirect(&reply, "invalid_scope", &app.address);
 }
@@ -153,10 +165,10 @@ async fn missing_resource_with_two_services_says_what_to_send() {
         add_service(s, "b", &[]);
     })
     .await;
-    let client = app.register_client(&[REDIRECT]).await;
+    let (client, mut browser) = approved_client(&app, "a").await;
     let request = AuthRequest::new(&app, &client, None);
 
-    let reply = app.authorize(&mut Browser::new(), &request).await;
+    let reply = app.authorize(&mut browser, &request).await;
 
     assert_error_redirect(&reply, "invalid_target", &app.address);
     let description = reply.location_query()["error_description"].clone();
@@ -295,13 +307,13 @@ async fn consent_expires_with_the_login_ttl() {
 #[actix_web::test]
 async fn root_authorize_alias_works() {
     let app = spawn_with_service().await;
-    let client = app.register_client(&[REDIRECT]).await;
-    let request = AuthRequest::new(&app, &client, Some("svc"));
+    let (client, mut browser) = approved_client(&app, "svc").await;
+    let request = AuthRequest::new(&app, &client, Some("svc")).with("scope", Some("read"));
     let query = app.authorize(&mut Browser::new(), &request).await;
 
     let alias = app
         .browse(
-            &mut Browser::new(),
+            &mut browser,
             &format!(
                 "/authorize?client_id={}&response_type=token&redirect_uri={}",
                 client.client_id, REDIRECT

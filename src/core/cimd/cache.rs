@@ -94,6 +94,7 @@ mod tests {
             logo_uri: None,
             client_id_issued_at: 0,
             source: ClientSource::MetadataDocument,
+            last_used: 0,
         }
     }
 
