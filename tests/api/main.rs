@@ -15,6 +15,7 @@ mod flow;
 mod helpers;
 mod idp;
 mod info;
+mod latency;
 mod metadata;
 mod proxy;
 mod register;

@@ -97,6 +97,11 @@ pub fn parse_client_id(client_id: &str, allow_private: bool) -> Result<Url, Cimd
     if client_id.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(CimdError::BadUrl("must not contain whitespace"));
     }
+    // The URL parser reads `\` as `/` in https URLs, so `a\..\c.json` would pass the dot-segment
+    // check below and then be fetched as `/c.json`: one document under many client ids.
+    if client_id.contains('\\') {
+        return Err(CimdError::BadUrl("must not contain a backslash"));
+    }
     // Dot segments are checked on the raw text: the parser would silently remove them.
     let after_scheme = client_id.split_once("://").map(|(_, rest)| rest).unwrap_or("");
     let raw_path = after_scheme.find('/').map(|i| &after_scheme[i..]).unwrap_or("");
