@@ -117,8 +117,16 @@ impl Application {
         );
         let limiter = Limiter::for_backend(&backend);
         let mcp_sessions = Arc::new(SessionBindings::new(backend, &settings));
-        let state =
-            AppState { settings: settings.clone(), keys, upstream, clock, revoked, actors, mcp_sessions, limiter };
+        let state = AppState {
+            settings: settings.clone(),
+            keys,
+            upstream,
+            clock,
+            revoked,
+            actors,
+            mcp_sessions,
+            limiter,
+        };
 
         let app_state = state.clone();
         // The access log's per-request formatting is skipped outright when its lines would be
