@@ -297,6 +297,10 @@ pub struct TokenSettings {
     /// How long a remembered consent and the browser session cookie last.
     #[serde(deserialize_with = "deserialize_number_from_string")]
     pub consent_ttl: u64,
+    /// The longest a grant (a refresh-token family) lives, however often it is used; then the
+    /// person signs in again.
+    #[serde(deserialize_with = "deserialize_number_from_string")]
+    pub grant_max_age: u64,
 }
 
 impl Default for TokenSettings {
@@ -308,6 +312,7 @@ impl Default for TokenSettings {
             code_ttl: 60,
             login_ttl: 600,
             consent_ttl: 90 * 24 * 3600,
+            grant_max_age: 30 * 24 * 3600,
         }
     }
 }

@@ -216,6 +216,11 @@ pub struct RefreshRecord {
     pub user: UserInfo,
     /// Unix time after which the token is void.
     pub expires_at: i64,
+    /// Unix time the family's grant began (the code was redeemed); the family ends
+    /// `tokens.grant_max_age` later. 0 in records written before it was kept: their grant is
+    /// counted from their next rotation.
+    #[serde(default)]
+    pub granted_at: i64,
 }
 
 /// Claims of the gateway's access tokens (ES256 JWT).

@@ -112,6 +112,7 @@ impl<S: Store + Revocations> TokenService<S> {
             scope: normalize_scope(&code.scope),
             user: code.user,
             expires_at: 0,
+            granted_at: self.clock.now(),
         };
         let claims = self.claims_for(&record, &record.scope);
         let refresh_token = random_token(32);
@@ -156,6 +157,17 @@ impl<S: Store + Revocations> TokenService<S> {
         let now = self.clock.now();
         if record.expires_at <= now {
             return Err(invalid_grant());
+        }
+        let mut record = record;
+        if record.granted_at == 0 {
+            record.granted_at = now;
+        }
+        if now >= self.grant_ends(&record) {
+            // Used or not, a grant ends: the person signs in again (and access rules and the
+            // provider are asked again then).
+            return Err(OAuthError::InvalidGrant(
+                "the grant has reached its maximum age; sign in again".into(),
+            ));
         }
         if record.client_id != req.client_id {
             // Another client holding this token means it leaked: kill the family.
@@ -223,11 +235,19 @@ impl<S: Store + Revocations> TokenService<S> {
         Ok(())
     }
 
-    /// Stores `record` under the hash of `token`, for `refresh_token_ttl` from now.
+    /// When the grant of `record`'s family ends (`tokens.grant_max_age` after it began).
+    fn grant_ends(&self, record: &RefreshRecord) -> i64 {
+        record.granted_at.saturating_add(secs(self.settings.tokens.grant_max_age))
+    }
+
+    /// Stores `record` under the hash of `token`, for `refresh_token_ttl` from now but never
+    /// past the end of its grant.
     async fn store_refresh(&self, token: &str, mut record: RefreshRecord) -> Result<(), OAuthError> {
-        record.expires_at = self.clock.now() + secs(self.refresh_ttl());
+        let now = self.clock.now();
+        record.expires_at = (now + secs(self.refresh_ttl())).min(self.grant_ends(&record));
+        let left = u64::try_from(record.expires_at - now).unwrap_or(1).max(1);
         let key = keys::refresh(&hash_token(token));
-        store_json::put(&self.backend, &key, &record, ttl(self.refresh_ttl())).await?;
+        store_json::put(&self.backend, &key, &record, ttl(left)).await?;
         Ok(())
     }
 

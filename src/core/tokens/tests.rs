@@ -13,6 +13,10 @@ struct Fixture {
 }
 
 fn fixture() -> Result<Fixture, OAuthError> {
+    fixture_with(&testing::settings())
+}
+
+fn fixture_with(settings: &std::sync::Arc<crate::config::Settings>) -> Result<Fixture, OAuthError> {
     let clock = Clock::default();
     let revoked = RevocationSet::default();
     let keys = KeyRing::new(
@@ -21,7 +25,7 @@ fn fixture() -> Result<Fixture, OAuthError> {
     );
     let svc = TokenService::new(
         testing::memory(),
-        testing::settings(),
+        settings.clone(),
         clock.clone(),
         keys.clone(),
         RotationKey::from_bytes(b"test-rotation-key-0123456789abcdef"),
@@ -252,5 +256,23 @@ async fn introspection_reports_live_tokens_and_nothing_else() -> Result<(), OAut
     f.clock.advance(3601);
     assert_eq!(f.svc.introspect(&t.access_token).await?, json!({"active": false}), "expired");
     assert!(f.active(&t.refresh_token).await?, "refresh outlives access");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_grant_ends_at_its_maximum_age_however_often_it_is_used() -> Result<(), OAuthError> {
+    // Issue 10: with refresh_token_ttl 4, refreshing every 3 s kept a family alive for ever.
+    let mut settings = (*testing::settings()).clone();
+    settings.tokens.refresh_token_ttl = 4;
+    settings.tokens.grant_max_age = 12;
+    let f = fixture_with(&std::sync::Arc::new(settings))?;
+    let mut rt = f.svc.issue(testing::auth_code("fam-1")).await?.refresh_token;
+    for _ in 0..3 {
+        f.clock.advance(3);
+        rt = f.rotate(&rt).await?.refresh_token;
+    }
+    // 9 s in; the last token was issued with 3 s of the grant left, not 4.
+    f.clock.advance(3);
+    assert_eq!(code_of(f.rotate(&rt).await), "invalid_grant", "12 s: the grant is over");
     Ok(())
 }
