@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_cors::Cors;
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{Condition, Logger};
 use actix_web::{http, web, App, HttpServer};
 
@@ -46,6 +46,15 @@ pub enum StartupError {
     Upstream(String),
 }
 
+/// Stops a running gateway from outside it (tests; the binary stops on SIGINT/SIGTERM).
+pub struct Shutdown(ServerHandle);
+impl Shutdown {
+    /// Stops the server; `graceful` lets requests in flight finish within the drain time.
+    pub fn stop(&self, graceful: bool) -> impl std::future::Future<Output = ()> {
+        self.0.stop(graceful)
+    }
+}
+
 /// A built, not yet running, gateway.
 pub struct Application {
     port: u16,
@@ -58,29 +67,38 @@ impl Application {
     /// `http://{host}:{bound port}`.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let Connected { backend, fallback } = connect(&settings).await?;
-        Self::build_on(settings, backend, fallback).await
+        Self::build_on(settings, backend, fallback, 30).await
+    }
+
+    /// [`Application::build`] with a drain time of `secs` seconds at shutdown.
+    pub async fn build_with_shutdown_timeout(settings: Settings, secs: u64) -> Result<Self, StartupError> {
+        let Connected { backend, fallback } = connect(&settings).await?;
+        Self::build_on(settings, backend, fallback, secs).await
+    }
+
+    /// A handle that stops this gateway once it runs.
+    pub fn shutdown_handle(&self) -> Shutdown {
+        Shutdown(self.server.handle())
     }
 
     /// [`Application::build`] on an already connected `backend` instead of the configured
     /// one. For tests: two gateways given clones of one backend share their state the way
     /// instances sharing a Redis do.
     pub async fn build_with_backend(settings: Settings, backend: Backend) -> Result<Self, StartupError> {
-        Self::build_on(settings, backend, false).await
+        Self::build_on(settings, backend, false, 30).await
     }
 
     async fn build_on(
         mut settings: Settings,
         backend: Backend,
         fallback: bool,
+        secs: u64,
     ) -> Result<Self, StartupError> {
         let addr = format!("{}:{}", settings.host, settings.port);
         let listener =
             TcpListener::bind(&addr).map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
         let port = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?.port();
-        if settings.issuer.trim().is_empty() {
-            settings.issuer = default_issuer(&settings.host, port);
-        }
-        settings.issuer = settings.issuer.trim_end_matches('/').to_owned();
+        settings.issuer = crate::config::effective_issuer(&settings, port);
         let settings = Arc::new(settings);
 
         let clock = Clock::default();
@@ -93,10 +111,7 @@ impl Application {
             .await
             .map_err(|e| StartupError::Storage(e.to_string()))?;
         backend.watch_revocations(revoked.clone());
-        let workers = match settings.runtime.workers {
-            0 => std::thread::available_parallelism().map(usize::from).unwrap_or(1),
-            n => n,
-        };
+        let workers = crate::config::effective_workers(settings.runtime.workers);
         let actors = crate::actors::start(Wiring {
             backend: backend.clone(),
             fallback,
@@ -142,6 +157,7 @@ impl Application {
         })
         .on_connect(no_delay)
         .workers(workers)
+        .shutdown_timeout(secs)
         .listen(listener)
         .map_err(|source| StartupError::Bind { addr: format!("port {port}"), source })?
         .run();
@@ -213,16 +229,6 @@ pub async fn rotate_keys(settings: &Settings) -> Result<KeyRotation, StartupErro
         .map_err(|e| StartupError::Storage(e.to_string()))
 }
 
-fn default_issuer(host: &str, port: u16) -> String {
-    let host = match host {
-        "0.0.0.0" | "" => "127.0.0.1",
-        "::" => "[::1]",
-        h if h.contains(':') && !h.starts_with('[') => return format!("http://[{h}]:{port}"),
-        h => h,
-    };
-    format!("http://{host}:{port}")
-}
-
 /// CORS from `cors:`. Preflights never need a token. A disallowed origin is not blocked here
 /// (`block_on_origin_mismatch(false)`): the response just lacks CORS headers, and the proxy
 /// answers 403 itself (DNS-rebinding defence, checklist C1).
@@ -258,16 +264,4 @@ fn cors(settings: &CorsSettings) -> Cors {
         cors = cors.supports_credentials();
     }
     cors
-}
-
-#[cfg(test)]
-mod tests {
-    use super::default_issuer;
-
-    #[test]
-    fn default_issuer_is_reachable() {
-        assert_eq!(default_issuer("127.0.0.1", 8080), "http://127.0.0.1:8080");
-        assert_eq!(default_issuer("0.0.0.0", 80), "http://127.0.0.1:80");
-        assert_eq!(default_issuer("::1", 9), "http://[::1]:9");
-    }
 }

@@ -134,6 +134,10 @@ fn bad_configs_stop_startup_with_one_line_and_exit_2() {
         (format!("{GOOD_SECRET}{google}mcp_services:\n  oauth: {{name: C, url: 'http://c'}}\n"), &[], "mcp_services.oauth"),
         (format!("{GOOD_SECRET}{google}mcp_services:\n  .well-known: {{name: C, url: 'http://c'}}\n"), &[], "mcp_services..well-known"),
         ("tokens: {code_ttl: soon}\n".to_owned(), &[], "tokens.code_ttl"),
+        (format!("{GOOD_SECRET}{google}tokens: {{acess_token_ttl: 5}}\n"), &[], "tokens.acess_token_ttl"),
+        (format!("{GOOD_SECRET}{google}mcp_services:\n  calc: {{name: C, url: 'http://c', scope: [a]}}\n"), &[], "mcp_services.calc.scope"),
+        (format!("{GOOD_SECRET}{google}issuer: 'http://gw.example.com'\n"), &[], "issuer"),
+        (format!("{GOOD_SECRET}{google}host: 10.0.0.5\n"), &[], "issuer"),
     ];
     for (yaml, args, key) in cases {
         assert_refused(&yaml, args, key);
@@ -179,8 +183,7 @@ fn check_config_exits_2_on_a_bad_config_and_prints_nothing() {
 /// `check-config` with every example file, all secrets supplied through the environment.
 #[test]
 fn every_example_config_passes_check_config_with_secrets_redacted() {
-    let examples = ["default", "google", "github", "okta", "custom", "oidc", "redis", "vault"];
-    for name in examples {
+    for name in example_names() {
         for format in ["yaml", "json"] {
             let file = config_dir().join(format!("{name}.yaml"));
             let mut cmd = gateway();
@@ -202,6 +205,117 @@ fn every_example_config_passes_check_config_with_secrets_redacted() {
     }
 }
 
+/// Every `*.yaml` in `config/`, by name.
+fn example_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(config_dir())
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().into_string().ok())
+        .filter_map(|f| f.strip_suffix(".yaml").map(str::to_owned))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 8, "{names:?}");
+    names
+}
+
+/// The variables an example's header comment tells to `export`, with a plausible value each:
+/// the header's own value when it gives one, otherwise one made up from the name.
+fn documented_variables(text: &str) -> Vec<(String, String)> {
+    let mut vars = Vec::new();
+    for line in text.lines().take_while(|l| l.starts_with('#')) {
+        let Some(exports) = line.trim_start_matches('#').trim().strip_prefix("export ") else { continue };
+        for word in exports.split_whitespace() {
+            let Some((name, value)) = word.split_once('=') else { continue };
+            if name.is_empty()
+                || !name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            {
+                continue;
+            }
+            let value = if value.is_empty() || value.starts_with("...") || value.starts_with("$(") {
+                format!("{}-value-0123456789abcdef0123456789abcdef", name.to_ascii_lowercase())
+            } else {
+                value.to_owned()
+            };
+            vars.push((name.to_owned(), value));
+        }
+    }
+    vars
+}
+
+/// `${VAR}` references without a `:-default`: what a file cannot do without.
+fn required_references(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        let mut rest = line;
+        while let Some(start) = rest.find("${") {
+            let after = &rest[start + 2..];
+            let end = after.find('}').unwrap_or(after.len());
+            if !after[..end].contains(":-") {
+                found.push(after[..end].to_owned());
+            }
+            rest = &after[end..];
+        }
+    }
+    found
+}
+
+/// Each example passes `check-config` with exactly the variables its header comment documents
+/// (and no others), and documents every variable it needs.
+#[test]
+fn every_example_config_passes_check_config_with_its_documented_variables() {
+    for name in example_names() {
+        let file = config_dir().join(format!("{name}.yaml"));
+        let text = std::fs::read_to_string(&file).unwrap();
+        let vars = documented_variables(&text);
+        for needed in required_references(&text) {
+            assert!(
+                vars.iter().any(|(v, _)| *v == needed),
+                "{name}.yaml needs ${{{needed}}} but its header does not say so"
+            );
+        }
+        let mut cmd = gateway();
+        cmd.args(["check-config", "--format", "json", "--config"]).arg(&file);
+        cmd.envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let out = run(&mut cmd);
+        assert_eq!(out.status.code(), Some(0), "{name} with {vars:?}: {:?}", stderr_lines(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let issuer = json["issuer"].as_str().unwrap();
+        assert!(
+            issuer.starts_with("https://")
+                || issuer.starts_with("http://localhost:")
+                || issuer.starts_with("http://127.0.0.1:"),
+            "{name}: {issuer}"
+        );
+    }
+}
+
+#[test]
+fn unknown_keys_in_the_environment_stop_startup_and_check_config() {
+    for args in [&["--port", "0"][..], &["check-config"][..]] {
+        let out = run(gateway().args(args).env("MCP_GATEWAY__TOKENS__ACESS_TOKEN_TTL", "5"));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(
+            stderr_lines(&out),
+            ["config error: tokens.acess_token_ttl: unknown key (did you mean tokens.access_token_ttl?)"]
+        );
+    }
+}
+
+#[test]
+fn list_keys_can_be_set_from_the_environment() {
+    for value in ["https://a.example,https://b.example", r#"["https://a.example","https://b.example"]"#] {
+        let out = run(gateway()
+            .args(["check-config", "--format", "json"])
+            .env("MCP_GATEWAY__CORS__ALLOW_ORIGINS", value));
+        assert_eq!(out.status.code(), Some(0), "{value}: {:?}", stderr_lines(&out));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            json["cors"]["allow_origins"],
+            serde_json::json!(["https://a.example", "https://b.example"])
+        );
+    }
+}
+
 #[test]
 fn check_config_shows_the_effective_layered_values() {
     let mut cmd = gateway();
@@ -214,6 +328,10 @@ fn check_config_shows_the_effective_layered_values() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["host"], "localhost");
     assert_eq!(json["port"], 9999);
+    // The values really used: the issuer computed from host and port, the worker count.
+    assert_eq!(json["issuer"], "http://localhost:9999");
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    assert_eq!(json["runtime"]["workers"], cores);
     assert_eq!(json["storage"]["redis"]["host"], "redis.internal");
     assert_eq!(json["session_secret"], "[redacted]");
     assert_eq!(json["oauth_providers"].as_object().unwrap().keys().collect::<Vec<_>>(), ["dev"]);

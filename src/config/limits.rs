@@ -58,6 +58,16 @@ pub struct LimitSettings {
     /// Sign-ins (pending authorizations) one instance holds at once.
     #[serde(deserialize_with = "deserialize_number_from_string")]
     pub max_pending_authorizations: usize,
+    /// Milliseconds the proxy gives a client to send a request body: the whole body when the
+    /// gateway reads it before forwarding (sized bodies up to 64 KiB, step-up checks), and the
+    /// longest pause between two pieces of a body it streams. Past it, 408 and the connection
+    /// is closed. `0` switches it off.
+    #[serde(deserialize_with = "deserialize_number_from_string")]
+    pub body_timeout_ms: u64,
+    /// SSE streams (`GET` on a service) one token family may hold open at once on this
+    /// instance; past it, 429 before anything reaches the backend. `0` switches it off.
+    #[serde(deserialize_with = "deserialize_number_from_string")]
+    pub max_streams_per_token: usize,
 }
 
 impl Default for LimitSettings {
@@ -72,6 +82,8 @@ impl Default for LimitSettings {
             max_redirect_uris: 20,
             unused_client_ttl: 30 * 24 * 3600,
             max_pending_authorizations: 10_000,
+            body_timeout_ms: 10_000,
+            max_streams_per_token: 32,
         }
     }
 }

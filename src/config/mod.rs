@@ -1,13 +1,16 @@
 //! Configuration: typed [`Settings`] and how they are loaded and validated.
 
+mod effective;
 mod expand;
 mod kinds;
+mod known_keys;
 mod limits;
 mod load;
 mod render;
 mod settings;
 mod validate;
 
+pub use effective::{default_issuer, effective, effective_issuer, effective_workers};
 pub use expand::{expand_str, expand_value};
 pub use kinds::{ProviderKind, StorageKind, VaultAuth};
 pub use limits::{LimitSettings, Rate, TrustedProxies};

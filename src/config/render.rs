@@ -1,8 +1,10 @@
-//! The effective configuration as text, for `mcp-gateway check-config`. Secrets are redacted by
+//! The effective configuration as text, for `mcp-gateway check-config`: the values a start
+//! would really use, the computed issuer and worker count included. Secrets are redacted by
 //! `Settings`' own `Serialize`, so nothing here can print one by mistake.
 
 use serde_json::Value;
 
+use super::effective::effective;
 use super::validate::ConfigError;
 use super::Settings;
 
@@ -16,9 +18,12 @@ pub enum OutputFormat {
     Json,
 }
 
-/// The settings as YAML or JSON, every secret shown as `[redacted]`.
+/// The settings as YAML or JSON, every secret shown as `[redacted]`, with what a start would
+/// compute filled in: the issuer when it is empty (`http://{host}:{port}`; not with port 0,
+/// which only binding resolves) and the worker count when it is 0 (one per core).
 pub fn render(settings: &Settings, format: OutputFormat) -> Result<String, ConfigError> {
-    let value = serde_json::to_value(settings).map_err(|e| ConfigError::new("config", e.to_string()))?;
+    let value =
+        serde_json::to_value(effective(settings)).map_err(|e| ConfigError::new("config", e.to_string()))?;
     Ok(match format {
         OutputFormat::Json => format!("{value:#}\n"),
         OutputFormat::Yaml => {
@@ -148,7 +153,16 @@ mcp_services:
             .unwrap()
             .try_deserialize()
             .unwrap();
-        assert_eq!(reread, serde_json::to_value(&settings).unwrap(), "{yaml}");
+        assert_eq!(reread, serde_json::to_value(effective(&settings)).unwrap(), "{yaml}");
+    }
+
+    #[test]
+    fn the_computed_issuer_and_worker_count_are_shown() {
+        let json = render(&settings(), OutputFormat::Json).unwrap();
+        let value: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["issuer"], "http://127.0.0.1:8080");
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(value["runtime"]["workers"], cores);
     }
 
     #[test]

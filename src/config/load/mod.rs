@@ -11,16 +11,21 @@
 //! Files merge key by key, except `oauth_providers` and `mcp_services`: those come whole from
 //! the highest file that names them, so a config file with its own provider replaces the
 //! default `dev` provider instead of adding a second one (which validation would refuse).
-//! Environment variables then override single keys inside whatever map won. A key written
-//! without a value (`cors:`) counts as not written. `${VAR}` expands in each file's values.
+//! Environment variables then override single keys inside whatever map won; a list key takes
+//! `a,b` or a JSON array there. A known key written without a value (`cors:`) counts as not
+//! written. `${VAR}` expands in each file's values.
+//!
+//! A key the settings types do not have, from a file or an environment variable, is refused
+//! with its dotted path and the closest known key (see [`super::known_keys`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use ::config::{Config, Environment, File, FileFormat, Map, Source, Value, ValueKind};
+use ::config::{Config, File, FileFormat, Map, Source, Value, ValueKind};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::expand::expand_value;
+use super::known_keys;
 use super::validate::{validate, ConfigError};
 use super::Settings;
 
@@ -137,7 +142,7 @@ fn read_layer(
     let mut value = Value::new(Some(&key), ValueKind::Table(table));
     let lookup = |name: &str| options.env.get(name).cloned();
     expand_value(&mut value, &lookup);
-    drop_nils(&mut value);
+    drop_nils(&mut value, &mut Vec::new());
     match value.kind {
         ValueKind::Table(table) => Ok(Some(table)),
         _ => Ok(Some(Map::new())),
@@ -154,11 +159,24 @@ fn not_found(path: &Path) -> ConfigError {
     ConfigError::new(path.display().to_string(), problem)
 }
 
-/// Removes keys written without a value, so `cors:` does not wipe the defaults below it.
-fn drop_nils(value: &mut Value) {
+/// Removes known keys written without a value, so `cors:` does not wipe the defaults below it.
+/// An unknown key stays, to be refused with the others.
+fn drop_nils(value: &mut Value, path: &mut Vec<String>) {
     if let ValueKind::Table(table) = &mut value.kind {
-        table.retain(|_, v| !matches!(v.kind, ValueKind::Nil));
-        table.values_mut().for_each(drop_nils);
+        table.retain(|key, v| {
+            if !matches!(v.kind, ValueKind::Nil) {
+                return true;
+            }
+            path.push(key.clone());
+            let unknown = known_keys::is_unknown(path);
+            path.pop();
+            unknown
+        });
+        for (key, v) in table.iter_mut() {
+            path.push(key.clone());
+            drop_nils(v, path);
+            path.pop();
+        }
     }
 }
 
@@ -190,19 +208,113 @@ fn merge(base: &mut Map<String, Value>, over: Map<String, Value>) {
     }
 }
 
-/// Merged files, then the environment and the flags, deserialized into [`Settings`].
-fn build(files: Map<String, Value>, options: &LoadOptions) -> Result<Settings, ConfigError> {
-    let nested_env = Environment::with_prefix(ENV_PREFIX)
-        .prefix_separator("__")
-        .separator("__")
-        .ignore_empty(true)
-        .source(Some(options.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect()));
-    let mut builder = Config::builder().add_source(Layer(files)).add_source(nested_env);
+/// Merged files, then the environment and the flags, deserialized into [`Settings`]. Every key
+/// serde skips is refused, in preference to any other error (a misspelt key often leaves a
+/// required one missing).
+fn build(mut files: Map<String, Value>, options: &LoadOptions) -> Result<Settings, ConfigError> {
+    merge_env(&mut files, options)?;
+    let mut builder = Config::builder().add_source(Layer(files));
     for (key, value) in overrides(options)? {
         builder = builder.set_override(key, value).map_err(|e| from_config_error(e, key))?;
     }
     let config = builder.build().map_err(|e| from_config_error(e, "environment"))?;
-    config.try_deserialize().map_err(|e| from_config_error(e, "config"))
+    let mut unknown = Vec::new();
+    let parsed = serde_ignored::deserialize(config, |path| unknown.push(known_keys::segments(&path)));
+    if let Some(error) = known_keys::unknown_keys_error(unknown) {
+        return Err(error);
+    }
+    parsed.map_err(|e| from_config_error(e, "config"))
+}
+
+/// Layer 4: each non-empty `MCP_GATEWAY__SECTION__KEY` variable sets one key (`__` separates
+/// levels; names are matched in lower case, and an entry of a map keyed by the operator's own
+/// names, such as a service id, without regard to case). A list key takes `a,b` or a JSON array.
+fn merge_env(files: &mut Map<String, Value>, options: &LoadOptions) -> Result<(), ConfigError> {
+    let prefix = format!("{ENV_PREFIX}__").to_lowercase();
+    let mut vars: Vec<(&String, &String)> = options.env.iter().filter(|(_, v)| !v.is_empty()).collect();
+    vars.sort();
+    for (name, raw) in vars {
+        let lower = name.to_lowercase();
+        let Some(rest) = lower.strip_prefix(&prefix) else { continue };
+        let path: Vec<String> = rest.split("__").map(str::to_owned).collect();
+        if path.iter().any(String::is_empty) {
+            return Err(ConfigError::new(name, "is not of the form MCP_GATEWAY__SECTION__KEY"));
+        }
+        let value = if known_keys::is_list(&path) {
+            env_list(name, &path, raw)?
+        } else {
+            ValueKind::String(raw.clone())
+        };
+        set_env_key(files, &mut Vec::new(), &path, value);
+    }
+    Ok(())
+}
+
+/// `a, b` or `["a", "b"]` as a list. A broken JSON array is not echoed: it may hold a secret.
+fn env_list(name: &str, path: &[String], raw: &str) -> Result<ValueKind, ConfigError> {
+    let raw = raw.trim();
+    if raw.starts_with('[') {
+        let items: Vec<serde_json::Value> = serde_json::from_str(raw).map_err(|e| {
+            ConfigError::new(
+                path.join("."),
+                format!("{name} is neither a JSON array (column {}) nor a comma-separated list", e.column()),
+            )
+        })?;
+        return Ok(ValueKind::Array(
+            items.into_iter().map(|item| Value::new(None, from_json(item))).collect(),
+        ));
+    }
+    let items = raw.split(',').map(str::trim).filter(|item| !item.is_empty());
+    Ok(ValueKind::Array(items.map(|item| Value::new(None, ValueKind::String(item.to_owned()))).collect()))
+}
+
+/// A JSON value as a `config` value.
+fn from_json(json: serde_json::Value) -> ValueKind {
+    use serde_json::Value as Json;
+    match json {
+        Json::Null => ValueKind::Nil,
+        Json::Bool(b) => ValueKind::Boolean(b),
+        Json::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => ValueKind::U64(u),
+            (None, Some(i)) => ValueKind::I64(i),
+            (None, None) => ValueKind::Float(n.as_f64().unwrap_or_default()),
+        },
+        Json::String(s) => ValueKind::String(s),
+        Json::Array(items) => {
+            ValueKind::Array(items.into_iter().map(|i| Value::new(None, from_json(i))).collect())
+        }
+        Json::Object(map) => {
+            ValueKind::Table(map.into_iter().map(|(k, v)| (k, Value::new(None, from_json(v)))).collect())
+        }
+    }
+}
+
+/// Sets `value` at `path` below `table` (whose own path is `at`), making tables on the way.
+fn set_env_key(table: &mut Map<String, Value>, at: &mut Vec<String>, path: &[String], value: ValueKind) {
+    let Some((first, rest)) = path.split_first() else { return };
+    let existing = if table.contains_key(first) || !known_keys::is_named_map(at) {
+        None
+    } else {
+        let mut same = table.keys().filter(|k| k.to_lowercase() == *first);
+        match (same.next(), same.next()) {
+            (Some(only), None) => Some(only.clone()),
+            _ => None,
+        }
+    };
+    let key = existing.unwrap_or_else(|| first.clone());
+    if rest.is_empty() {
+        table.insert(key, Value::new(None, value));
+        return;
+    }
+    let entry = table.entry(key.clone()).or_insert_with(|| Value::new(None, ValueKind::Table(Map::new())));
+    if !matches!(entry.kind, ValueKind::Table(_)) {
+        entry.kind = ValueKind::Table(Map::new());
+    }
+    if let ValueKind::Table(inner) = &mut entry.kind {
+        at.push(key);
+        set_env_key(inner, at, rest, value);
+        at.pop();
+    }
 }
 
 /// Layers 5 and 6: single keys from the older gateway's variables, then from the flags.

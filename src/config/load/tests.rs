@@ -437,3 +437,231 @@ fn the_seed_production_config_loads_and_only_its_example_secret_is_refused() {
     let settings = load(&LoadOptions { env, ..options }).unwrap();
     assert_eq!(settings.storage.redis.host, "redis.prod");
 }
+
+/// Loads `yaml` as the `--config` file over `DEFAULT`, with `env`, and returns the error.
+fn refused(yaml: &str, env: &[(&str, &str)]) -> ConfigError {
+    let dir = TempDir::new();
+    dir.write("default.yaml", DEFAULT);
+    let file = dir.write("mine.yaml", yaml);
+    match load(&LoadOptions { config_file: Some(file), ..dir.options(env) }) {
+        Ok(_) => panic!("should be refused: {yaml} {env:?}"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn unknown_keys_in_files_are_refused_with_the_closest_known_key() {
+    let cases = [
+        ("tokens:\n  acess_token_ttl: 5\n", "tokens.acess_token_ttl: unknown key (did you mean tokens.access_token_ttl?)"),
+        ("storage:\n  redis:\n    hots: r\n", "storage.redis.hots: unknown key (did you mean storage.redis.host?)"),
+        (
+            "mcp_services:\n  calc:\n    name: C\n    url: 'http://c'\n    scope: [read]\n",
+            "mcp_services.calc.scope: unknown key (did you mean mcp_services.calc.scopes?)",
+        ),
+        (
+            "oauth_providers:\n  google:\n    client_id: a\n    clientsecret: b\n",
+            "oauth_providers.google.clientsecret: unknown key (did you mean oauth_providers.google.client_secret?)",
+        ),
+        (
+            "cors:\n  allow-origins: ['https://a']\n",
+            "cors.allow-origins: unknown key (did you mean cors.allow_origins?)",
+        ),
+        // A typo that also leaves a required field missing names the typo, not the missing field.
+        (
+            "mcp_services:\n  calc:\n    nmae: C\n    url: 'http://c'\n",
+            "mcp_services.calc.nmae: unknown key (did you mean mcp_services.calc.name?)",
+        ),
+        (
+            "limits:\n  register: {per_minute: 1, burts: 2}\n",
+            "limits.register.burts: unknown key (did you mean limits.register.burst?)",
+        ),
+        // A known key in the wrong place points to where it belongs.
+        ("access_token_ttl: 5\n", "access_token_ttl: unknown key (did you mean tokens.access_token_ttl?)"),
+        ("redis:\n  host: r\n", "redis: unknown key (did you mean storage.redis?)"),
+        // Nothing close: no guess.
+        ("colour: blue\n", "colour: unknown key"),
+        ("storage:\n  zzz: 1\n", "storage.zzz: unknown key"),
+        // Written without a value, it is still a mistake.
+        ("tokens:\n  acess_token_ttl:\n", "tokens.acess_token_ttl: unknown key (did you mean tokens.access_token_ttl?)"),
+    ];
+    for (yaml, expected) in cases {
+        let err = refused(yaml, &[]);
+        assert_eq!(err.to_string(), format!("config error: {expected}"), "{yaml}");
+    }
+}
+
+#[test]
+fn several_unknown_keys_are_named_in_one_line() {
+    let err = refused("zeta: 1\ntokens:\n  acess_token_ttl: 5\nalpha: 2\n", &[]);
+    assert_eq!(err.key, "alpha");
+    assert_eq!(err.problem, "unknown key (also unknown: tokens.acess_token_ttl, zeta)");
+}
+
+#[test]
+fn unknown_keys_in_environment_variables_are_refused_the_same_way() {
+    let err = refused("port: 8080\n", &[("MCP_GATEWAY__TOKENS__ACESS_TOKEN_TTL", "5")]);
+    assert_eq!(
+        err.to_string(),
+        "config error: tokens.acess_token_ttl: unknown key (did you mean tokens.access_token_ttl?)"
+    );
+    let err = refused("port: 8080\n", &[("MCP_GATEWAY__MCP_SERVICES__EVERYTHING__TIMEOUTT", "5")]);
+    assert_eq!(err.key, "mcp_services.everything.timeoutt");
+    assert_eq!(err.problem, "unknown key (did you mean mcp_services.everything.timeout?)");
+    let err = refused("port: 8080\n", &[("MCP_GATEWAY__ISUER", "https://gw.example.com")]);
+    assert_eq!(err.to_string(), "config error: isuer: unknown key (did you mean issuer?)");
+}
+
+/// Every key the README documents, each set once. Options that default to none included.
+const EVERY_KEY: &str = r#"
+host: "127.0.0.1"
+port: 8080
+issuer: "https://gw.example.com"
+session_secret: "0123456789abcdef0123456789abcdef-every"
+debug: false
+cors:
+  allow_origins: ["https://app.example.com"]
+  allow_credentials: true
+  allow_methods: ["GET", "POST"]
+  allow_headers: ["Authorization"]
+  expose_headers: ["WWW-Authenticate"]
+storage:
+  type: redis
+  fallback_to_memory: false
+  redis:
+    url: "redis://redis:6379/0"
+    host: redis
+    port: 6379
+    password: pw
+    db: 0
+    ssl: false
+    max_connections: 20
+    key_prefix: "gw:"
+    connect_timeout_ms: 2000
+    command_timeout_ms: 2000
+  vault:
+    url: "https://vault:8200"
+    auth_method: approle
+    token: t
+    role_id: r
+    secret_id: s
+    approle_mount: approle
+    mount_point: secret
+    path_prefix: mcp-gateway
+    namespace: ns
+    timeout_ms: 5000
+    sweep_interval_secs: 60
+oauth_providers:
+  okta:
+    client_id: id
+    client_secret: s
+    scopes: [openid]
+    authorization_url: "https://dev-1.okta.com/a"
+    token_url: "https://dev-1.okta.com/t"
+    userinfo_url: "https://dev-1.okta.com/u"
+    issuer: "https://dev-1.okta.com/oauth2/default"
+    domain: dev-1.okta.com
+mcp_services:
+  calc:
+    name: Calc
+    url: "http://calc:3001/mcp"
+    oauth_provider: okta
+    auth_required: true
+    scopes: [read]
+    tool_scopes: {"tools/call": [write]}
+    timeout: 30000
+tokens:
+  access_token_ttl: 3600
+  refresh_token_ttl: 2592000
+  refresh_grace: 10
+  code_ttl: 60
+  login_ttl: 600
+  consent_ttl: 7776000
+runtime:
+  workers: 2
+  mailbox_capacity: 1024
+  token_cache_size: 10000
+  allow_private_cimd: false
+limits:
+  register: {per_minute: 10, burst: 20}
+  token: {per_minute: 120, burst: 60}
+  authorize: {per_minute: 60, burst: 30}
+  consent: {per_minute: 30, burst: 20}
+  callback: {per_minute: 30, burst: 20}
+  max_registration_bytes: 16384
+  max_redirect_uris: 20
+  max_pending_authorizations: 10000
+  unused_client_ttl: 2592000
+trusted_proxies: ["10.0.0.0/8"]
+"#;
+
+#[test]
+fn every_documented_key_is_known() {
+    let dir = TempDir::new();
+    dir.write("default.yaml", DEFAULT);
+    let file = dir.write("every.yaml", EVERY_KEY);
+    let settings = load(&LoadOptions { config_file: Some(file), ..dir.options(&[]) }).unwrap();
+    assert_eq!(settings.storage.vault.namespace.as_deref(), Some("ns"));
+    assert_eq!(settings.oauth_providers["okta"].domain.as_deref(), Some("dev-1.okta.com"));
+}
+
+/// What `check-config` prints (every field, whatever the types gain later) loads again: the
+/// printed names and the accepted names are one set.
+#[test]
+fn the_printed_configuration_loads_again_without_unknown_keys() {
+    let dir = TempDir::new();
+    dir.write("default.yaml", DEFAULT);
+    let file = dir.write("every.yaml", EVERY_KEY);
+    let settings = load(&LoadOptions { config_file: Some(file), ..dir.options(&[]) }).unwrap();
+    let printed = crate::config::render(&settings, crate::config::OutputFormat::Yaml).unwrap();
+    let again = dir.write("printed.yaml", &printed);
+    load_unvalidated(&LoadOptions { config_file: Some(again), ..dir.options(&[]) })
+        .unwrap_or_else(|e| panic!("{e}\n{printed}"));
+}
+
+#[test]
+fn list_keys_take_comma_separated_or_json_values_from_the_environment() {
+    let dir = TempDir::new();
+    dir.write("default.yaml", DEFAULT);
+    let env = [
+        ("MCP_GATEWAY__CORS__ALLOW_ORIGINS", "https://a, https://b"),
+        ("MCP_GATEWAY__CORS__EXPOSE_HEADERS", r#"["X-One", "X-Two,Three"]"#),
+        ("MCP_GATEWAY__CORS__ALLOW_METHODS", "[]"),
+        ("MCP_GATEWAY__TRUSTED_PROXIES", "10.0.0.0/8,::1"),
+        ("MCP_GATEWAY__MCP_SERVICES__EVERYTHING__SCOPES", "read,write"),
+        ("MCP_GATEWAY__MCP_SERVICES__EVERYTHING__TOOL_SCOPES__DELETE", "admin"),
+    ];
+    let settings = load(&dir.options(&env)).unwrap();
+    assert_eq!(settings.cors.allow_origins, ["https://a", "https://b"]);
+    assert_eq!(settings.cors.expose_headers, ["X-One", "X-Two,Three"]);
+    assert!(settings.cors.allow_methods.is_empty());
+    assert!(settings.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+    assert!(settings.trusted_proxies.contains("::1".parse().unwrap()));
+    let everything = &settings.mcp_services["everything"];
+    assert_eq!(everything.scopes, ["read", "write"]);
+    assert_eq!(everything.tool_scopes["delete"], ["admin"]);
+    // Not a list: a comma stays part of the value.
+    let settings = load(&dir.options(&[("MCP_GATEWAY__STORAGE__REDIS__KEY_PREFIX", "a,b")])).unwrap();
+    assert_eq!(settings.storage.redis.key_prefix, "a,b");
+}
+
+#[test]
+fn a_broken_json_list_in_the_environment_names_the_key_without_echoing_it() {
+    let dir = TempDir::new();
+    dir.write("default.yaml", DEFAULT);
+    let err =
+        load(&dir.options(&[("MCP_GATEWAY__CORS__ALLOW_ORIGINS", r#"["https://hunter2","#)])).unwrap_err();
+    assert_eq!(err.key, "cors.allow_origins");
+    assert!(err.problem.contains("MCP_GATEWAY__CORS__ALLOW_ORIGINS"), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[test]
+fn environment_variables_reach_map_entries_whatever_their_case_in_the_file() {
+    let dir = TempDir::new();
+    dir.write("default.yaml", DEFAULT);
+    let file = dir.write("mine.yaml", "mcp_services:\n  myService:\n    name: Mine\n    url: 'http://m'\n");
+    let env = [("MCP_GATEWAY__MCP_SERVICES__MYSERVICE__TIMEOUT", "5000")];
+    let settings = load(&LoadOptions { config_file: Some(file), ..dir.options(&env) }).unwrap();
+    assert_eq!(keys(&settings.mcp_services), ["myService"]);
+    assert_eq!(settings.mcp_services["myService"].timeout, 5000);
+}

@@ -4,8 +4,9 @@
 use std::net::IpAddr;
 
 use secrecy::{ExposeSecret, SecretString};
-use url::Url;
+use url::{Host, Url};
 
+use super::effective::effective_issuer;
 use super::{ProviderKind, ProviderSettings, ServiceSettings, Settings, StorageKind, VaultAuth};
 
 /// A configuration problem: which key, and what is wrong with it.
@@ -47,6 +48,7 @@ pub fn validate(settings: &Settings) -> Result<(), ConfigError> {
     check_session_secret(settings)?;
     check_listen(settings)?;
     let kind = check_provider(settings)?;
+    check_issuer_is_https(settings)?;
     check_services(settings, kind.as_str())?;
     check_tokens(settings)
 }
@@ -62,6 +64,32 @@ fn check_listen(settings: &Settings) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// The issuer in use, configured or computed from host and port, is `https`, except on
+/// loopback or with `debug`: tokens, cookies and the upstream callback travel through it.
+fn check_issuer_is_https(settings: &Settings) -> Result<(), ConfigError> {
+    if settings.debug {
+        return Ok(());
+    }
+    let issuer = effective_issuer(settings, settings.port);
+    let Ok(url) = Url::parse(&issuer) else { return Ok(()) };
+    let loopback = match url.host() {
+        Some(Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if url.scheme() != "http" || loopback {
+        return Ok(());
+    }
+    let rule = "http is allowed only on loopback (127.0.0.1, ::1, localhost) or with debug: true";
+    let problem = if settings.issuer.trim().is_empty() {
+        format!("is empty, so it would be {issuer}, plain http on a non-loopback host: set it to the gateway's public https URL ({rule})")
+    } else {
+        format!("is plain http on a non-loopback host: use https ({rule})")
+    };
+    Err(ConfigError::new("issuer", problem))
 }
 
 fn check_storage(settings: &Settings) -> Result<(), ConfigError> {

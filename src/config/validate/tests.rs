@@ -289,3 +289,44 @@ fn a_zero_timeout_is_refused() {
     s.mcp_services.get_mut("calc").unwrap().timeout = 0;
     assert_eq!(error(&s).key, "mcp_services.calc.timeout");
 }
+
+#[test]
+fn a_non_loopback_http_issuer_needs_debug() {
+    for issuer in ["http://gw.example.com", "http://10.0.0.5:8080/base", "HTTP://gw.example.com"] {
+        let over = format!("issuer: '{issuer}'");
+        let err = error(&settings(&over));
+        assert_eq!(err.key, "issuer", "{issuer}");
+        assert!(err.problem.contains("https"), "{err}");
+        validate(&settings(&format!("{over}\ndebug: true"))).unwrap();
+    }
+    for issuer in [
+        "http://localhost:8080",
+        "http://127.0.0.1:8080",
+        "http://127.1.2.3",
+        "http://[::1]:9000/gw",
+        "https://gw.example.com",
+        "",
+    ] {
+        validate(&settings(&format!("issuer: '{issuer}'"))).unwrap();
+    }
+}
+
+#[test]
+fn an_empty_issuer_on_a_non_loopback_host_would_be_http_and_needs_debug() {
+    let mut s = settings("");
+    s.host = "10.0.0.5".into();
+    let err = error(&s);
+    assert_eq!(err.key, "issuer");
+    assert!(err.problem.contains("http://10.0.0.5:8080"), "{err}");
+    s.debug = true;
+    validate(&s).unwrap();
+    // The wildcard addresses compute a loopback issuer.
+    for host in ["0.0.0.0", "::", "localhost"] {
+        let mut s = settings("");
+        s.host = host.into();
+        validate(&s).unwrap();
+    }
+    let mut s = settings("issuer: 'https://gw.example.com'");
+    s.host = "10.0.0.5".into();
+    validate(&s).unwrap();
+}
