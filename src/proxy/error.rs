@@ -9,6 +9,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
 use super::headers;
+use super::slow_body::Unread;
 use crate::core::error::ErrorBody;
 
 /// Longest service id echoed back in a 404 (the id comes from the request path).
@@ -53,6 +54,14 @@ pub enum ProxyError {
     /// The body is larger than the gateway reads to check it.
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// The client did not send its request body within `limits.body_timeout_ms`; the 408 holds
+    /// what is left of the body so that its connection is closed.
+    #[error("the request body did not arrive in time")]
+    BodyTimeout(Unread),
+    /// The token's family already holds `limits.max_streams_per_token` (the number) open
+    /// streams.
+    #[error("this token already holds {0} open streams; close one before opening another")]
+    TooManyStreams(usize),
     /// A check needed the storage backend and it did not answer (fail closed).
     #[error("the gateway cannot check this request right now, retry later")]
     Unavailable,
@@ -83,7 +92,9 @@ impl ProxyError {
             ProxyError::InsufficientScope { .. } => "insufficient_scope",
             ProxyError::ForeignSession => "forbidden",
             ProxyError::BadRequest(_) | ProxyError::PayloadTooLarge(_) => "invalid_request",
-            ProxyError::Unavailable => "temporarily_unavailable",
+            ProxyError::BodyTimeout(_) => "request_timeout",
+            // The gateway's other 429s (rate limits) use the same code.
+            ProxyError::Unavailable | ProxyError::TooManyStreams(_) => "temporarily_unavailable",
             ProxyError::Timeout(_) => "gateway_timeout",
             ProxyError::BadGateway(_) | ProxyError::SessionOfAnotherUser(_) => "bad_gateway",
         }
@@ -100,6 +111,8 @@ impl ResponseError for ProxyError {
             ProxyError::InsufficientScope { .. } | ProxyError::ForeignSession => StatusCode::FORBIDDEN,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::TooManyStreams(_) => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::BadGateway(_) | ProxyError::SessionOfAnotherUser(_) => StatusCode::BAD_GATEWAY,
@@ -116,8 +129,13 @@ impl ResponseError for ProxyError {
                 let value = HeaderValue::from_str(challenge).unwrap_or(HeaderValue::from_static("Bearer"));
                 res.insert_header((header::WWW_AUTHENTICATE, value));
             }
-            ProxyError::Unavailable => {
+            // A stream's end cannot be foreseen: 5 s is a polite pause before trying again.
+            ProxyError::Unavailable | ProxyError::TooManyStreams(_) => {
                 res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            }
+            ProxyError::BodyTimeout(_) => {
+                // The rest of the body may still trickle in: the connection cannot be reused.
+                res.force_close();
             }
             ProxyError::MethodNotAllowed => {
                 res.insert_header((header::ALLOW, HeaderValue::from_static(headers::ALLOWED_METHODS)));
@@ -139,7 +157,11 @@ impl ResponseError for ProxyError {
                 missing_scopes: missing,
             });
         }
-        res.json(ErrorBody { error: self.code(), error_description: &description })
+        let res = res.json(ErrorBody { error: self.code(), error_description: &description });
+        match self {
+            ProxyError::BodyTimeout(unread) => unread.close_after(res),
+            _ => res,
+        }
     }
 }
 
@@ -166,6 +188,8 @@ mod tests {
         assert_eq!(ProxyError::Unavailable.status_code(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(ProxyError::BadRequest("x").status_code(), StatusCode::BAD_REQUEST);
         assert_eq!(ProxyError::MethodNotAllowed.status_code(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(ProxyError::BodyTimeout(Unread::default()).status_code(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(ProxyError::TooManyStreams(3).status_code(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(ProxyError::SessionOfAnotherUser("x".into()).status_code(), StatusCode::BAD_GATEWAY);
     }
 
@@ -176,6 +200,14 @@ mod tests {
         assert_eq!(get(header::ALLOW), Some("GET, POST, DELETE"));
         assert_eq!(get(header::CONTENT_SECURITY_POLICY), Some("sandbox"));
         assert_eq!(get(header::X_CONTENT_TYPE_OPTIONS), Some("nosniff"));
+    }
+
+    #[test]
+    fn a_body_timeout_closes_and_a_stream_refusal_says_when_to_retry() {
+        let res = ProxyError::BodyTimeout(Unread::default()).error_response();
+        assert!(!res.head().keep_alive(), "408 closes the connection");
+        let res = ProxyError::TooManyStreams(3).error_response();
+        assert_eq!(res.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("5"));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //!
 //! The service's `timeout` bounds only the wait for the backend's response head (connect,
 //! request, head): a response body may stream far longer (an SSE stream can live for hours).
+//! The client's request body is bounded by `limits.body_timeout_ms` ([`super::slow_body`]), and a
+//! stream holds its [`StreamSlot`] for as long as its response body lives.
 
 use std::future::poll_fn;
 use std::net::IpAddr;
@@ -19,9 +21,11 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 
-use super::client::{self, BackendUrl, Pool, ResponseBody, ResponseHead};
+use super::client::{self, BackendUrl, ClientError, Pool, ResponseHead};
 use super::error::ProxyError;
 use super::headers;
+use super::slow_body::{Deadline, Idle, Unread};
+use super::streams::{Held, StreamSlot};
 use crate::config::ServiceSettings;
 use crate::core::model::AccessClaims;
 
@@ -35,6 +39,8 @@ pub struct Target<'a> {
     pub backend: Option<&'a BackendUrl>,
     /// `X-Forwarded-Proto` / `-Host`, from the gateway's issuer.
     pub origin: &'a headers::ForwardedOrigin,
+    /// `limits.body_timeout_ms` (`None`: no limit).
+    pub body_timeout: Option<Duration>,
 }
 
 /// The request body to send on.
@@ -45,13 +51,15 @@ pub enum Body {
     Buffered(Bytes),
 }
 
-/// Forwards `req` with `body` to the service and streams the answer back.
+/// Forwards `req` with `body` to the service and streams the answer back. `slot` (a `GET`'s
+/// stream slot) is kept by an event-stream answer's body and let go otherwise.
 pub async fn forward(
     pool: &Rc<Pool>,
     req: &HttpRequest,
     body: Body,
     target: &Target<'_>,
     user: Option<&AccessClaims>,
+    slot: Option<StreamSlot>,
 ) -> Result<HttpResponse, ProxyError> {
     let Some(backend) = target.backend else {
         log::error!("service '{}': backend url is not an absolute http(s) URL", target.id);
@@ -66,17 +74,28 @@ pub async fn forward(
     }
     let path = backend.target_with(req.query_string());
     let request = client::Request { method: req.method(), target: path.as_ref(), headers: &out };
+    // A streamed body stays owned here (the client borrows it) so that a 408 can hold it.
+    let mut streamed: Option<Idle<web::Payload>> = None;
     let body = match (request_body(req.headers()), body) {
         (RequestBody::None, _) => client::RequestBody::None,
         (_, Body::Buffered(bytes)) => client::RequestBody::Full(bytes),
         (RequestBody::Sized(len), Body::Stream(mut payload)) => {
-            let ready = arrived(&mut payload, len, len <= WHOLE_BODY_LIMIT).await?;
+            let ready = match arrived(&mut payload, len, len <= WHOLE_BODY_LIMIT, target.body_timeout).await {
+                Ok(ready) => ready,
+                Err(Cut::TimedOut) => return Err(body_timeout(target.id, Some(payload))),
+                Err(Cut::Broken) => return Err(ProxyError::BadRequest("the request body could not be read")),
+            };
             match ready.len() as u64 == len {
                 true => client::RequestBody::Full(ready),
-                false => client::RequestBody::Sized { len, ready, rest: payload },
+                false => {
+                    let rest = streamed.insert(Idle::new(payload, target.body_timeout));
+                    client::RequestBody::Sized { len, ready, rest }
+                }
             }
         }
-        (RequestBody::Chunked, Body::Stream(payload)) => client::RequestBody::Chunked(payload),
+        (RequestBody::Chunked, Body::Stream(payload)) => {
+            client::RequestBody::Chunked(streamed.insert(Idle::new(payload, target.body_timeout)))
+        }
     };
     let send = client::send(pool, backend, request, body);
     let result = match target.service.timeout {
@@ -86,11 +105,23 @@ pub async fn forward(
             ProxyError::Timeout(target.id.to_owned())
         })?,
     };
-    let (head, body) = result.map_err(|err| {
-        log::warn!("service '{}': backend request failed: {err}", target.id);
-        ProxyError::BadGateway(target.id.to_owned())
+    let (head, body) = result.map_err(|err| match err {
+        ClientError::RequestBodyStalled => body_timeout(target.id, streamed.take().map(Idle::into_inner)),
+        err => {
+            log::warn!("service '{}': backend request failed: {err}", target.id);
+            ProxyError::BadGateway(target.id.to_owned())
+        }
     })?;
-    Ok(stream_back(head, body))
+    Ok(match slot {
+        Some(slot) if headers::is_event_stream(&head.headers) => stream_back(head, Held::new(body, slot)),
+        _ => stream_back(head, body),
+    })
+}
+
+/// The 408 for a body that did not arrive in time, holding what is left of it.
+fn body_timeout(id: &str, payload: Option<web::Payload>) -> ProxyError {
+    log::info!("service '{id}': the request body did not arrive in time; 408");
+    ProxyError::BodyTimeout(payload.map(Unread::new).unwrap_or_default())
 }
 
 /// Sized request bodies up to this many bytes (every ordinary MCP message) are read whole
@@ -98,11 +129,26 @@ pub async fn forward(
 /// reused backend connection turns out closed. Larger ones stream as they arrive.
 const WHOLE_BODY_LIMIT: u64 = 64 * 1024;
 
-/// What of a `len`-byte body has arrived: all of it when `whole`, else without waiting.
-async fn arrived(payload: &mut web::Payload, len: u64, whole: bool) -> Result<Bytes, ProxyError> {
+/// Why a body read stopped short.
+enum Cut {
+    /// The client broke its framing or went away.
+    Broken,
+    /// `limit` passed.
+    TimedOut,
+}
+
+/// What of a `len`-byte body has arrived: all of it when `whole` (within `limit`), else what
+/// is there without waiting.
+async fn arrived(
+    payload: &mut web::Payload,
+    len: u64,
+    whole: bool,
+    limit: Option<Duration>,
+) -> Result<Bytes, Cut> {
     let mut first: Option<Bytes> = None;
     let mut joined: Option<BytesMut> = None;
     let mut got = 0u64;
+    let mut deadline = Deadline::default();
     poll_fn(|cx| {
         while got < len {
             match Pin::new(&mut *payload).poll_next(cx) {
@@ -121,11 +167,12 @@ async fn arrived(payload: &mut web::Payload, len: u64, whole: bool) -> Result<By
                 }
                 Poll::Ready(Some(Err(err))) => {
                     log::debug!("request body failed: {err}");
-                    return Poll::Ready(Err(ProxyError::BadRequest("the request body could not be read")));
+                    return Poll::Ready(Err(Cut::Broken));
                 }
                 Poll::Ready(None) => break,
-                Poll::Pending if whole => return Poll::Pending,
-                Poll::Pending => break,
+                Poll::Pending if !whole => break,
+                Poll::Pending if deadline.expired(limit, cx) => return Poll::Ready(Err(Cut::TimedOut)),
+                Poll::Pending => return Poll::Pending,
             }
         }
         Poll::Ready(Ok(()))
@@ -166,8 +213,12 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// The backend's status, headers and body, streamed, with the gateway's content guards. A
-/// client that goes away drops this body, which closes the backend connection.
-fn stream_back(head: ResponseHead, body: ResponseBody) -> HttpResponse {
+/// client that goes away drops this body, which closes the backend connection (and frees a
+/// stream slot the body holds).
+fn stream_back<B>(head: ResponseHead, body: B) -> HttpResponse
+where
+    B: Stream<Item = Result<Bytes, ClientError>> + Unpin + 'static,
+{
     let mut builder = HttpResponse::build(head.status);
     for (name, value) in headers::response_headers(&head.headers) {
         builder.append_header((name.clone(), value.clone()));

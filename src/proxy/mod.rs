@@ -5,9 +5,11 @@
 //! allowed (403), the bearer token must be valid for this service (401, checked locally: no
 //! storage round trip, no actor message), an `Mcp-Session-Id` must belong to the token's user
 //! (403, one local map read once the session is known: [`session`]), the operation must be
-//! within the token's scopes on services with `tool_scopes` (403: [`stepup`]); then the request
-//! is streamed to the backend and the answer streamed back, and a session id the backend hands
-//! out is bound to the user (502 when it is already another user's). CORS preflights (an
+//! within the token's scopes on services with `tool_scopes` (403: [`stepup`]), a `GET` (an SSE
+//! stream) must find its token below its cap of open streams (429: [`streams`]); then the
+//! request is streamed to the backend (its body bounded in time: [`slow_body`]) and the answer
+//! streamed back, and a session id the backend hands out is bound to the user (502 when it is
+//! already another user's). CORS preflights (an
 //! `OPTIONS` with `Access-Control-Request-Method`) never get here: the CORS middleware answers
 //! them.
 
@@ -17,11 +19,14 @@ pub mod error;
 pub mod forward;
 pub mod headers;
 pub mod origin;
+pub mod slow_body;
 pub mod stepup;
+pub mod streams;
 
 use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::Duration;
 
 use actix_web::http::header::{self as http_header, HeaderMap, HeaderValue};
 use actix_web::http::Method;
@@ -54,6 +59,7 @@ struct Worker {
 struct Prepared {
     origin: ForwardedOrigin,
     backends: HashMap<String, Option<BackendUrl>>,
+    body_timeout: Option<Duration>,
 }
 
 impl Prepared {
@@ -63,7 +69,11 @@ impl Prepared {
             .iter()
             .map(|(id, s)| (id.clone(), BackendUrl::parse(&s.url).ok()))
             .collect();
-        Prepared { origin: ForwardedOrigin::from_issuer(&settings.issuer), backends }
+        Prepared {
+            origin: ForwardedOrigin::from_issuer(&settings.issuer),
+            backends,
+            body_timeout: slow_body::limit(settings.limits.body_timeout_ms),
+        }
     }
 }
 
@@ -93,10 +103,12 @@ async fn proxy(
         Some(claims) => admit(&req, payload, id, service, &state, claims).await?,
         None => Body::Stream(payload),
     };
+    let slot = streams::reserve(req.method(), user.as_deref(), settings.limits.max_streams_per_token)?;
     let prepared = worker.prepared.get_or_init(|| Prepared::new(settings));
     let backend = prepared.backends.get(id).and_then(Option::as_ref);
-    let target = Target { id, service, backend, origin: &prepared.origin };
-    let res = forward::forward(&worker.pool, &req, body, &target, user.as_deref()).await?;
+    let target =
+        Target { id, service, backend, origin: &prepared.origin, body_timeout: prepared.body_timeout };
+    let res = forward::forward(&worker.pool, &req, body, &target, user.as_deref(), slot).await?;
     if let Some(claims) = &user {
         // On refusal `res` is dropped unsent: its body with it, which closes the backend
         // connection, and the session id never reaches the client.

@@ -22,17 +22,20 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use actix_web::http::header::HeaderMap;
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
 use super::auth::challenge_with_scopes;
 use super::error::ProxyError;
 use super::forward::{self, Body};
+use super::slow_body::{self, Unread};
 use crate::config::{ServiceSettings, Settings};
 
 /// Largest body read to find its JSON-RPC methods.
@@ -96,7 +99,8 @@ impl Gate<'_> {
         if req.method() != Method::POST && !forward::carries_body(req.headers()) {
             return Ok(Body::Stream(payload));
         }
-        let bytes = read_body(payload, req.headers()).await?;
+        let limit = slow_body::limit(self.settings.limits.body_timeout_ms);
+        let bytes = read_body(payload, req.headers(), limit).await?;
         let messages = parse(&bytes)?;
         if let Some(d) = &declared {
             agree(d, &messages, is_batch(&bytes))?;
@@ -168,24 +172,56 @@ fn declared(headers: &HeaderMap) -> Result<Option<Declared<'_>>, ProxyError> {
     Ok(Some(Declared { method, name: single(headers, "mcp-name")? }))
 }
 
-/// The whole body, at most [`MAX_INSPECTED_BODY`] bytes.
-async fn read_body(payload: web::Payload, headers: &HeaderMap) -> Result<Bytes, ProxyError> {
-    let too_large = ProxyError::PayloadTooLarge(MAX_INSPECTED_BODY);
+/// The whole body, at most [`MAX_INSPECTED_BODY`] bytes, within `limit` (408 after).
+async fn read_body(
+    mut payload: web::Payload,
+    headers: &HeaderMap,
+    limit: Option<Duration>,
+) -> Result<Bytes, ProxyError> {
     let declared_len = headers
         .get(actix_web::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared_len.is_some_and(|len| len > MAX_INSPECTED_BODY as u64) {
-        return Err(too_large);
+        return Err(ProxyError::PayloadTooLarge(MAX_INSPECTED_BODY));
     }
-    match payload.to_bytes_limited(MAX_INSPECTED_BODY).await {
-        Err(_) => Err(too_large),
-        Ok(Err(err)) => {
-            log::debug!("request body could not be read: {err}");
-            Err(ProxyError::BadRequest("the request body could not be read"))
+    let read = read_at_most(&mut payload, MAX_INSPECTED_BODY);
+    let Some(limit) = limit else {
+        return read.await;
+    };
+    match actix_web::rt::time::timeout(limit, read).await {
+        Ok(read) => read,
+        Err(_) => {
+            log::info!("the request body did not arrive within {} ms; 408", limit.as_millis());
+            // The 408 holds the rest of the body, so that its connection is closed.
+            Err(ProxyError::BodyTimeout(Unread::new(payload)))
         }
-        Ok(Ok(bytes)) => Ok(bytes),
     }
+}
+
+/// `payload` to its end, at most `max` bytes (413 beyond); a body of one piece is not copied.
+async fn read_at_most(payload: &mut web::Payload, max: usize) -> Result<Bytes, ProxyError> {
+    let mut first: Option<Bytes> = None;
+    let mut joined = BytesMut::new();
+    let mut got = 0usize;
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|err| {
+            log::debug!("request body could not be read: {err}");
+            ProxyError::BadRequest("the request body could not be read")
+        })?;
+        got += chunk.len();
+        if got > max {
+            return Err(ProxyError::PayloadTooLarge(max));
+        }
+        match first.take() {
+            None if joined.is_empty() => first = Some(chunk),
+            earlier => {
+                joined.extend_from_slice(&earlier.unwrap_or_default());
+                joined.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| joined.freeze()))
 }
 
 /// The JSON-RPC messages of `body`: one object, or a batch array.

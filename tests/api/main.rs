@@ -4,10 +4,11 @@
 // Support code is shared by many test modules; not every module uses every helper.
 #![allow(dead_code)]
 
-mod attacks_limits;
-mod attacks_tokens;
 mod attacks_browser;
+mod attacks_limits;
 mod attacks_proxy;
+mod attacks_streams;
+mod attacks_tokens;
 mod authorize;
 mod backend;
 mod cimd;

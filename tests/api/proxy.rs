@@ -624,13 +624,15 @@ async fn unreachable_backend_is_502_naming_the_service() {
 
 /// The backend connections are not capped per host (general-purpose clients often allow 100):
 /// long-lived streams beyond a cap would wait for a free connection. 150 concurrent streams
-/// must all get their head at once.
+/// must all get their head at once. (One token opens them all, so its cap of open streams,
+/// `limits.max_streams_per_token`, is raised for this test.)
 #[actix_web::test]
 async fn more_than_100_concurrent_streams_all_start() {
     let backend = TestBackend::start().await;
     let url = backend.url("/sse");
     let app = gateway(|s| {
         s.mcp_services.insert("svc".into(), service(url));
+        s.limits.max_streams_per_token = 200;
     })
     .await;
     let token = token_for(&app, "svc");

@@ -36,7 +36,7 @@ pub(super) async fn exchange<S, E>(
 ) -> Result<(Conn, ParsedHead, Bytes), Failure>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
+    E: Into<ClientError>,
 {
     let retryable = |err: io::Error| Failure { err: ClientError::Io(err), retryable: true };
     // A streamed body is consumed as it is sent; `None` and `Full` stay for a retry.
@@ -121,11 +121,11 @@ async fn write_two(conn: &mut Conn, head: &[u8], body: &[u8]) -> io::Result<()> 
 async fn next_chunk<S, E>(stream: &mut S) -> Result<Option<Bytes>, ClientError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
+    E: Into<ClientError>,
 {
     match std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_next(cx)).await {
         Some(Ok(chunk)) => Ok(Some(chunk)),
-        Some(Err(err)) => Err(ClientError::RequestBody(err.to_string())),
+        Some(Err(err)) => Err(err.into()),
         None => Ok(None),
     }
 }

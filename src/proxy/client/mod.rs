@@ -54,6 +54,9 @@ pub enum ClientError {
     /// The request body failed (the client went away or broke its framing).
     #[error("request body: {0}")]
     RequestBody(String),
+    /// The client paused its request body for longer than the body timeout.
+    #[error("request body: nothing arrived within the body timeout")]
+    RequestBodyStalled,
     /// The backend's response is not valid HTTP/1.1.
     #[error("malformed response: {0}")]
     Malformed(&'static str),
@@ -99,7 +102,7 @@ pub async fn send<S, E>(
 ) -> Result<(ResponseHead, ResponseBody), ClientError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: std::fmt::Display,
+    E: Into<ClientError>,
 {
     let head = encode_head(&req, url, &body);
     let no_body = *req.method == Method::HEAD;
