@@ -1,6 +1,7 @@
 //! The gateway's own information endpoints, as the older gateway had them: `GET /` (JSON, or
 //! the landing page for a browser), `GET /health`, `GET /services`, `GET /services/{id}` and
-//! the stylesheet. Backend URLs are internal and never shown.
+//! the stylesheet; and `GET /ready` (for load balancers) and `/favicon.ico`. Backend URLs are
+//! internal and never shown.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -62,6 +63,7 @@ fn gateway_info(state: &AppState) -> serde_json::Value {
             "jwks": format!("{iss}/.well-known/jwks.json"),
             "services": format!("{iss}/services"),
             "health": format!("{iss}/health"),
+            "ready": format!("{iss}/ready"),
         },
     })
 }
@@ -125,6 +127,44 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// Readiness, for a load balancer or a Kubernetes readiness probe: 200 when this instance
+/// should get traffic (storage answers, signing keys are loaded, no shutdown has begun),
+/// otherwise 503 listing what `failed`. `/health` stays liveness.
+async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let storage = state.actors.supervisor.send(GetHealth).await.map_err(|e| {
+        log::error!("storage supervisor did not answer: {e}");
+    });
+    let keys_loaded = !state.keys.current().stored().is_empty();
+    let draining = state.drain.is_draining();
+    let mut failed = Vec::new();
+    if !storage.as_ref().is_ok_and(|s| s.healthy) {
+        failed.push("storage");
+    }
+    if !keys_loaded {
+        failed.push("signing_keys");
+    }
+    if draining {
+        failed.push("shutting_down");
+    }
+    let body = serde_json::json!({
+        "status": if failed.is_empty() { "ready" } else { "not_ready" },
+        "failed": failed,
+        "storage": storage.ok(),
+        "signing_keys": if keys_loaded { "loaded" } else { "missing" },
+        "shutting_down": draining,
+    });
+    let status = if failed.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    HttpResponse::build(status).insert_header((header::CACHE_CONTROL, "no-store")).json(body)
+}
+
+/// The gateway's icon (browsers ask for it on every page; a 404 there is noise in logs).
+async fn favicon() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("image/x-icon")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=604800"))
+        .body(&include_bytes!("../static/favicon.ico")[..])
+}
+
 async fn list_services(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "services": services(&state.settings) }))
 }
@@ -144,10 +184,13 @@ async fn stylesheet() -> HttpResponse {
         .body(include_str!("../static/style.css"))
 }
 
-/// Registers `/`, `/health`, `/services`, `/services/{id}` and `/static/style.css`.
+/// Registers `/`, `/health`, `/ready`, `/services`, `/services/{id}`, `/static/style.css` and
+/// `/favicon.ico`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(index))
         .route("/health", web::get().to(health))
+        .route("/ready", web::get().to(ready))
+        .route("/favicon.ico", web::get().to(favicon))
         .route("/services", web::get().to(list_services))
         // A scope: proxied requests skip the pattern after a prefix check.
         .service(web::scope("/services").route("/{id}", web::get().to(one_service)))

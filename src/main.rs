@@ -1,8 +1,9 @@
 //! The `mcp-gateway` binary: parses the command line, loads the configuration and runs the
 //! gateway. Everything else lives in the library.
 //!
-//! Exit codes: 0 success, 1 the gateway could not start or stopped with an error, 2 the
-//! configuration (or the command line) is invalid.
+//! Exit codes: 0 success, 1 the gateway could not start or stopped with an error (for
+//! `healthcheck`: not healthy, whatever the reason), 2 the configuration (or the command line)
+//! is invalid.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +46,16 @@ enum Command {
     /// Add a signing key to the shared store; running gateways pick it up, and tokens signed
     /// with older keys stay valid until they expire.
     RotateKeys,
+    /// Ask a running gateway whether it is ready (`GET /ready`): exit 0 when it answers 2xx,
+    /// 1 otherwise. For container health checks (the image has no curl).
+    Healthcheck {
+        /// URL to ask (default: `/ready` on this config's port, over loopback).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Seconds to wait for the answer.
+        #[arg(long, value_name = "S", default_value_t = 5)]
+        timeout: u64,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -65,8 +76,15 @@ fn main() -> ExitCode {
         debug: cli.debug,
         ..LoadOptions::from_process_env()
     };
+    if let Some(Command::Healthcheck { url: Some(url), timeout }) = &cli.command {
+        return healthcheck(url, *timeout);
+    }
     let settings = match load(&options) {
         Ok(settings) => settings,
+        Err(e) if matches!(cli.command, Some(Command::Healthcheck { .. })) => {
+            eprintln!("unhealthy: {e}");
+            return ExitCode::from(1);
+        }
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);
@@ -76,6 +94,7 @@ fn main() -> ExitCode {
         Some(Command::CheckConfig { format: Format::Yaml }) => check_config(&settings, OutputFormat::Yaml),
         Some(Command::CheckConfig { format: Format::Json }) => check_config(&settings, OutputFormat::Json),
         Some(Command::RotateKeys) => rotate_keys(&settings),
+        Some(Command::Healthcheck { url: _, timeout }) => healthcheck(&local_ready_url(&settings), timeout),
         None => serve(settings),
     }
 }
@@ -117,12 +136,49 @@ fn serve(mut settings: Settings) -> ExitCode {
     ensure_session_secret(&mut settings);
     let result = actix_web::rt::System::new().block_on(async move {
         let app = Application::build(settings).await.map_err(|e| format!("cannot start: {e}"))?;
+        mcp_gateway::startup::stop_on_signals(app.shutdown_handle());
         app.run_until_stopped().await.map_err(|e| format!("server stopped: {e}"))
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `/ready` of a gateway running with `settings` on this machine: the listen address, with a
+/// wildcard address asked over loopback.
+fn local_ready_url(settings: &Settings) -> String {
+    let host = match settings.host.as_str() {
+        "0.0.0.0" | "" => "127.0.0.1",
+        "::" => "[::1]",
+        h if h.contains(':') && !h.starts_with('[') => {
+            return format!("http://[{h}]:{}/ready", settings.port)
+        }
+        h => h,
+    };
+    format!("http://{host}:{}/ready", settings.port)
+}
+
+fn healthcheck(url: &str, timeout: u64) -> ExitCode {
+    let timeout = std::time::Duration::from_secs(timeout.max(1));
+    let answer = actix_web::rt::System::new().block_on(async {
+        let client = awc::Client::builder().timeout(timeout).finish();
+        client.get(url).send().await.map(|res| res.status())
+    });
+    match answer {
+        Ok(status) if status.is_success() => {
+            println!("healthy: {url} answered {status}");
+            ExitCode::SUCCESS
+        }
+        Ok(status) => {
+            eprintln!("unhealthy: {url} answered {status}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {url}: {e}");
             ExitCode::from(1)
         }
     }

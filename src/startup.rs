@@ -6,6 +6,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_cors::Cors;
 use actix_web::dev::{Server, ServerHandle};
@@ -14,6 +15,7 @@ use actix_web::{http, web, App, HttpServer};
 
 use crate::actors::Wiring;
 use crate::config::{CorsSettings, Settings};
+use crate::core::drain::Drain;
 use crate::core::jwt::KeyRing;
 use crate::core::mcp_sessions::SessionBindings;
 use crate::core::signing_keys::{self, KeyRotation};
@@ -46,12 +48,26 @@ pub enum StartupError {
     Upstream(String),
 }
 
-/// Stops a running gateway from outside it (tests; the binary stops on SIGINT/SIGTERM).
-pub struct Shutdown(ServerHandle);
+/// Stops a running gateway: the binary's signal handler, and tests.
+#[derive(Clone)]
+pub struct Shutdown {
+    server: ServerHandle,
+    drain: Drain,
+}
+
 impl Shutdown {
-    /// Stops the server; `graceful` lets requests in flight finish within the drain time.
+    /// Stops the server. `graceful`: drain first (`runtime.shutdown_timeout`; see
+    /// [`crate::core::drain`]); otherwise every connection is closed at once.
     pub fn stop(&self, graceful: bool) -> impl std::future::Future<Output = ()> {
-        self.0.stop(graceful)
+        if graceful {
+            self.drain.begin();
+        }
+        self.server.stop(graceful)
+    }
+
+    /// Whether a graceful stop has begun.
+    pub fn is_draining(&self) -> bool {
+        self.drain.is_draining()
     }
 }
 
@@ -67,32 +83,25 @@ impl Application {
     /// `http://{host}:{bound port}`.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let Connected { backend, fallback } = connect(&settings).await?;
-        Self::build_on(settings, backend, fallback, 30).await
-    }
-
-    /// [`Application::build`] with a drain time of `secs` seconds at shutdown.
-    pub async fn build_with_shutdown_timeout(settings: Settings, secs: u64) -> Result<Self, StartupError> {
-        let Connected { backend, fallback } = connect(&settings).await?;
-        Self::build_on(settings, backend, fallback, secs).await
+        Self::build_on(settings, backend, fallback).await
     }
 
     /// A handle that stops this gateway once it runs.
     pub fn shutdown_handle(&self) -> Shutdown {
-        Shutdown(self.server.handle())
+        Shutdown { server: self.server.handle(), drain: self.state.drain.clone() }
     }
 
     /// [`Application::build`] on an already connected `backend` instead of the configured
     /// one. For tests: two gateways given clones of one backend share their state the way
     /// instances sharing a Redis do.
     pub async fn build_with_backend(settings: Settings, backend: Backend) -> Result<Self, StartupError> {
-        Self::build_on(settings, backend, false, 30).await
+        Self::build_on(settings, backend, false).await
     }
 
     async fn build_on(
         mut settings: Settings,
         backend: Backend,
         fallback: bool,
-        secs: u64,
     ) -> Result<Self, StartupError> {
         let addr = format!("{}:{}", settings.host, settings.port);
         let listener =
@@ -141,6 +150,7 @@ impl Application {
             actors,
             mcp_sessions,
             limiter,
+            drain: Drain::new(Duration::from_secs(settings.runtime.shutdown_timeout)),
         };
 
         let app_state = state.clone();
@@ -157,7 +167,9 @@ impl Application {
         })
         .on_connect(no_delay)
         .workers(workers)
-        .shutdown_timeout(secs)
+        .shutdown_timeout(settings.runtime.shutdown_timeout)
+        // The binary handles SIGINT and SIGTERM itself (both drain; see `main.rs`).
+        .disable_signals()
         .listen(listener)
         .map_err(|source| StartupError::Bind { addr: format!("port {port}"), source })?
         .run();
@@ -178,6 +190,38 @@ impl Application {
     /// Runs until the server is stopped (SIGINT/SIGTERM).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+}
+
+/// Stops `shutdown` on SIGINT or SIGTERM, gracefully (both drain: an orchestrator sends SIGTERM,
+/// a person at a terminal presses Ctrl-C); a second signal during the drain exits at once.
+pub fn stop_on_signals(shutdown: Shutdown) {
+    use actix_web::rt::signal::unix::{signal, SignalKind};
+    actix_web::rt::spawn(async move {
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+        else {
+            log::error!("cannot listen for SIGINT/SIGTERM; the gateway stops only when killed");
+            return;
+        };
+        let first = next_signal(&mut int, &mut term).await;
+        log::info!(
+            "{first}: draining (new connections refused, /ready is 503; a second signal stops at once)"
+        );
+        actix_web::rt::spawn(shutdown.stop(true));
+        let second = next_signal(&mut int, &mut term).await;
+        log::warn!("{second} while draining: stopping now");
+        std::process::exit(0);
+    });
+}
+
+/// The name of whichever of the two signals comes next.
+async fn next_signal(
+    int: &mut actix_web::rt::signal::unix::Signal,
+    term: &mut actix_web::rt::signal::unix::Signal,
+) -> &'static str {
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::actors::Actors;
 use crate::config::Settings;
+use crate::core::drain::Drain;
 use crate::core::jwt::KeyRing;
 use crate::core::mcp_sessions::SessionBindings;
 use crate::core::{Clock, RevocationSet};
@@ -31,4 +32,6 @@ pub struct AppState {
     pub mcp_sessions: Arc<SessionBindings<Backend>>,
     /// Where rate-limit buckets live (shared through Redis, else per process).
     pub limiter: Limiter,
+    /// The shutdown drain: `/ready` and open event streams watch it.
+    pub drain: Drain,
 }

@@ -425,3 +425,47 @@ fn key_id(out: &Output) -> String {
     let text = String::from_utf8_lossy(&out.stdout);
     text.split_whitespace().nth(3).unwrap_or_default().to_owned()
 }
+
+/// `healthcheck` (the container's health check): 1 while nothing answers, 0 once the gateway
+/// on this config's port is ready, 1 for an answer that is not 2xx, whatever `--url` it asks.
+#[test]
+fn healthcheck_exits_0_only_for_a_ready_gateway() {
+    let port = free_port();
+    let ask = |extra: &[&str]| {
+        run(gateway().args(["--port", &port.to_string(), "healthcheck", "--timeout", "2"]).args(extra))
+    };
+
+    let before = ask(&[]);
+    assert_eq!(
+        before.status.code(),
+        Some(1),
+        "nothing listens yet: {}",
+        String::from_utf8_lossy(&before.stderr)
+    );
+
+    let child = gateway()
+        .args(["--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _running = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let ready = loop {
+        let out = ask(&[]);
+        if out.status.success() || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(ready.status.code(), Some(0), "{}", String::from_utf8_lossy(&ready.stderr));
+    assert!(String::from_utf8_lossy(&ready.stdout).contains(&format!("http://127.0.0.1:{port}/ready")));
+
+    let missing = ask(&["--url", &format!("http://127.0.0.1:{port}/no-such-page")]);
+    assert_eq!(missing.status.code(), Some(1), "a 404 is not healthy");
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("404"),
+        "{}",
+        String::from_utf8_lossy(&missing.stderr)
+    );
+}

@@ -333,6 +333,11 @@ pub struct RuntimeSettings {
     /// Allow Client ID Metadata Documents on private and loopback addresses (development).
     #[serde(deserialize_with = "deserialize_bool_from_anything")]
     pub allow_private_cimd: bool,
+    /// Seconds a stopping gateway drains: it accepts no new connection and `/ready` answers
+    /// 503, requests in flight may finish, `GET` event streams end at once and `POST` event
+    /// streams shortly before the time is up; then what is left is closed.
+    #[serde(deserialize_with = "deserialize_number_from_string")]
+    pub shutdown_timeout: u64,
 }
 
 impl Default for RuntimeSettings {
@@ -342,6 +347,7 @@ impl Default for RuntimeSettings {
             mailbox_capacity: 1024,
             token_cache_size: 10_000,
             allow_private_cimd: false,
+            shutdown_timeout: 30,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod clients;
 pub mod clock;
 pub mod codes;
 pub mod consent;
+pub mod drain;
 pub mod error;
 pub mod jwt;
 pub mod mcp_sessions;

@@ -5,8 +5,9 @@
 //!
 //! The service's `timeout` bounds only the wait for the backend's response head (connect,
 //! request, head): a response body may stream far longer (an SSE stream can live for hours).
-//! The client's request body is bounded by `limits.body_timeout_ms` ([`super::slow_body`]), and a
-//! stream holds its [`StreamSlot`] for as long as its response body lives.
+//! The client's request body is bounded by `limits.body_timeout_ms` ([`super::slow_body`]), a
+//! stream holds its [`StreamSlot`] for as long as its response body lives, and an event stream
+//! ends itself cleanly when the gateway drains ([`super::draining`]).
 
 use std::future::poll_fn;
 use std::net::IpAddr;
@@ -17,16 +18,19 @@ use std::time::Duration;
 
 use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 
 use super::client::{self, BackendUrl, ClientError, Pool, ResponseHead};
+use super::draining::Draining;
 use super::error::ProxyError;
 use super::headers;
 use super::slow_body::{Deadline, Idle, Unread};
 use super::streams::{Held, StreamSlot};
 use crate::config::ServiceSettings;
+use crate::core::drain::Drain;
 use crate::core::model::AccessClaims;
 
 /// What the service needs to know about the exchange besides the request itself.
@@ -41,6 +45,8 @@ pub struct Target<'a> {
     pub origin: &'a headers::ForwardedOrigin,
     /// `limits.body_timeout_ms` (`None`: no limit).
     pub body_timeout: Option<Duration>,
+    /// The shutdown drain, which ends event streams cleanly.
+    pub drain: &'a Drain,
 }
 
 /// The request body to send on.
@@ -112,9 +118,18 @@ pub async fn forward(
             ProxyError::BadGateway(target.id.to_owned())
         }
     })?;
-    Ok(match slot {
-        Some(slot) if headers::is_event_stream(&head.headers) => stream_back(head, Held::new(body, slot)),
-        _ => stream_back(head, body),
+    // An event stream without a length ends itself when the gateway drains: a `GET` (nothing
+    // in progress on it) at once, anything else shortly before the drain time is up.
+    let drains = headers::is_event_stream(&head.headers) && content_length(&head.headers).is_none();
+    let signal = || match req.method() == Method::GET {
+        true => target.drain.begun(),
+        false => target.drain.closing(),
+    };
+    Ok(match (slot, drains) {
+        (Some(slot), true) => stream_back(head, Draining::new(Held::new(body, slot), signal())),
+        (None, true) => stream_back(head, Draining::new(body, signal())),
+        // A slot is only kept by an event stream's body.
+        (_, false) => stream_back(head, body),
     })
 }
 

@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod draining;
 pub mod error;
 pub mod forward;
 pub mod headers;
@@ -106,8 +107,14 @@ async fn proxy(
     let slot = streams::reserve(req.method(), user.as_deref(), settings.limits.max_streams_per_token)?;
     let prepared = worker.prepared.get_or_init(|| Prepared::new(settings));
     let backend = prepared.backends.get(id).and_then(Option::as_ref);
-    let target =
-        Target { id, service, backend, origin: &prepared.origin, body_timeout: prepared.body_timeout };
+    let target = Target {
+        id,
+        service,
+        backend,
+        origin: &prepared.origin,
+        body_timeout: prepared.body_timeout,
+        drain: &state.drain,
+    };
     let res = forward::forward(&worker.pool, &req, body, &target, user.as_deref(), slot).await?;
     if let Some(claims) = &user {
         // On refusal `res` is dropped unsent: its body with it, which closes the backend

@@ -19,6 +19,7 @@ mod info;
 mod latency;
 mod metadata;
 mod proxy;
+mod readiness;
 mod register;
 mod revoke_introspect;
 #[path = "../support/servers.rs"]
