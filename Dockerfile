@@ -13,7 +13,8 @@
 # would exit with code 2. Check a config without starting anything:
 #   docker run --rm -v "$PWD/config.yaml:/app/config.yaml:ro" mcp-gateway check-config
 #
-# No HEALTHCHECK: the runtime image has no curl; let the orchestrator probe GET /health.
+# compose.yaml runs it with Redis and an example backend; scripts/container-smoke.sh builds
+# this image and checks a running container (health, readiness, metadata, a 401).
 
 FROM rust:1-slim-bookworm AS builder
 WORKDIR /build
@@ -39,4 +40,8 @@ ENV MCP_GATEWAY_HOST=0.0.0.0 \
     MCP_CONFIG_PATH=/app/config.yaml
 USER 10001
 EXPOSE 8080
+# `healthcheck` asks GET /ready on the configured port (the image has no curl): unhealthy while
+# storage does not answer or once a drain has begun. SIGTERM drains (runtime.shutdown_timeout).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 CMD ["mcp-gateway", "healthcheck"]
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["mcp-gateway"]
