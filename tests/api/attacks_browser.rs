@@ -2,12 +2,10 @@
 //! victim (the pending authorization must be bound to the browser that approved it), and
 //! error redirects to a client nobody approved (an open redirector, RFC 9700 §4.11.2).
 
-use std::net::TcpListener;
-
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpResponse};
 
 use crate::flow::{spawn_with_service, AuthRequest, Browser, ConsentForm, Reply, TestClient, REDIRECT};
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::{serve, spawn_app_with, TestApp};
 
 /// The attacker's client's redirect URI.
 const EVIL: &str = "https://evil.example/cb";
@@ -219,26 +217,24 @@ async fn errors_still_redirect_to_a_client_this_person_approved() {
 
 /// A document server for one Client ID Metadata Document at `/client.json`.
 async fn serve_document() -> (String, actix_web::dev::ServerHandle) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let id = format!("http://127.0.0.1:{}/client.json", listener.local_addr().unwrap().port());
-    let body = serde_json::json!({ "client_id": id, "client_name": "Doc", "redirect_uris": [REDIRECT] });
-    let server = HttpServer::new(move || {
-        let body = body.clone();
-        App::new().route(
-            "/client.json",
-            web::get().to(move || {
-                let body = body.clone();
-                async move { HttpResponse::Ok().json(body) }
-            }),
-        )
-    })
-    .workers(1)
-    .listen(listener)
-    .unwrap()
-    .run();
-    let handle = server.handle();
-    actix_web::rt::spawn(server);
-    (id, handle)
+    let document = |port: u16| {
+        let id = format!("http://127.0.0.1:{port}/client.json");
+        serde_json::json!({ "client_id": id, "client_name": "Doc", "redirect_uris": [REDIRECT] })
+    };
+    let (port, handle) = serve(|port| {
+        let body = document(port);
+        move || {
+            let body = body.clone();
+            App::new().route(
+                "/client.json",
+                web::get().to(move || {
+                    let body = body.clone();
+                    async move { HttpResponse::Ok().json(body) }
+                }),
+            )
+        }
+    });
+    (format!("http://127.0.0.1:{port}/client.json"), handle)
 }
 
 #[actix_web::test]

@@ -4,13 +4,12 @@
 //! backend (item 9).
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpResponse};
 use awc::http::Method;
 
 use crate::backend::TestBackend;
-use crate::helpers::TestApp;
+use crate::helpers::{serve, TestApp};
 use crate::proxy::{body_json, claims, echoed, gateway, header, service, sign};
 
 /// A `tools/call` of the tool that needs a step-up scope.
@@ -25,20 +24,14 @@ struct Hostile {
 
 impl Hostile {
     async fn start() -> Hostile {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = HttpServer::new(|| {
-            App::new()
-                .route("/html", web::route().to(html))
-                .route("/fixed-session", web::route().to(fixed_session))
-                .route("/cookies", web::route().to(cookies))
-        })
-        .workers(1)
-        .listen(listener)
-        .unwrap()
-        .run();
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
+        let (port, handle) = serve(|_| {
+            || {
+                App::new()
+                    .route("/html", web::route().to(html))
+                    .route("/fixed-session", web::route().to(fixed_session))
+                    .route("/cookies", web::route().to(cookies))
+            }
+        });
         Hostile { address: format!("http://127.0.0.1:{port}"), handle }
     }
 

@@ -3,19 +3,18 @@
 //! backend one) for as long as the client liked, and one token opened SSE streams without end.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpResponse};
 use bytes::Bytes;
 use futures_util::stream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::backend::TestBackend;
-use crate::helpers::TestApp;
+use crate::helpers::{serve, TestApp};
 use crate::proxy::{body_json, gateway, header, service, token_for};
 
 /// The body timeout the tests configure; an answer must come well before the client is done.
@@ -150,26 +149,20 @@ struct Streams {
 
 impl Streams {
     async fn start() -> Streams {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let opened = Arc::new(AtomicUsize::new(0));
         let counter = opened.clone();
-        let server = HttpServer::new(move || {
-            let counter = counter.clone();
-            App::new().route(
-                "/mcp",
-                web::get().to(move || {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    async { events() }
-                }),
-            )
-        })
-        .workers(1)
-        .listen(listener)
-        .unwrap()
-        .run();
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
+        let (port, handle) = serve(|_| {
+            move || {
+                let counter = counter.clone();
+                App::new().route(
+                    "/mcp",
+                    web::get().to(move || {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        async { events() }
+                    }),
+                )
+            }
+        });
         Streams { address: format!("http://127.0.0.1:{port}/mcp"), opened, handle }
     }
 

@@ -4,15 +4,16 @@
 //! streams.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use futures_util::stream;
 use serde::Deserialize;
+
+use crate::helpers::serve;
 
 /// What the SSE route recorded.
 #[derive(Default)]
@@ -80,36 +81,30 @@ impl TestBackend {
 
     /// Starts a backend with `options`.
     pub async fn start_with(options: BackendOptions) -> TestBackend {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind backend");
-        let port = listener.local_addr().expect("local addr").port();
         let sse = Arc::new(SseLog::default());
         let shared = sse.clone();
         let record = Arc::new(RecordLog::default());
         let record_shared = record.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(web::Data::new(options.clone()))
-                .app_data(web::Data::from(shared.clone()))
-                .app_data(web::Data::from(record_shared.clone()))
-                .route("/record", web::route().to(record_request))
-                .route("/mcp", web::post().to(echo_with_session))
-                .route("/mcp", web::get().to(get_mcp))
-                .route("/mcp", web::delete().to(|| async { HttpResponse::NoContent().finish() }))
-                .route("/echo", web::route().to(echo))
-                .route("/accepted", web::route().to(|| async { HttpResponse::Accepted().finish() }))
-                .route("/sse", web::route().to(sse_events))
-                .route("/slow", web::route().to(slow))
-                .route(
-                    "/missing",
-                    web::route().to(|| async { HttpResponse::NotFound().body("no such session") }),
-                )
-        })
-        .workers(1)
-        .listen(listener)
-        .expect("listen")
-        .run();
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
+        let (port, handle) = serve(|_| {
+            move || {
+                App::new()
+                    .app_data(web::Data::new(options.clone()))
+                    .app_data(web::Data::from(shared.clone()))
+                    .app_data(web::Data::from(record_shared.clone()))
+                    .route("/record", web::route().to(record_request))
+                    .route("/mcp", web::post().to(echo_with_session))
+                    .route("/mcp", web::get().to(get_mcp))
+                    .route("/mcp", web::delete().to(|| async { HttpResponse::NoContent().finish() }))
+                    .route("/echo", web::route().to(echo))
+                    .route("/accepted", web::route().to(|| async { HttpResponse::Accepted().finish() }))
+                    .route("/sse", web::route().to(sse_events))
+                    .route("/slow", web::route().to(slow))
+                    .route(
+                        "/missing",
+                        web::route().to(|| async { HttpResponse::NotFound().body("no such session") }),
+                    )
+            }
+        });
         TestBackend { address: format!("http://127.0.0.1:{port}"), port, sse, record, handle }
     }
 

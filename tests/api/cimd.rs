@@ -7,12 +7,12 @@ use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use serde_json::{json, Value};
 
 use crate::flow::{add_service, AuthRequest, Browser, Reply, TestClient, REDIRECT};
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::{self, spawn_app_with, TestApp};
 
 /// What the document server answers on one path.
 #[derive(Clone)]
@@ -81,19 +81,11 @@ async fn serve(req: HttpRequest, served: web::Data<Served>) -> HttpResponse {
 
 impl DocServer {
     async fn start() -> DocServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
         let served = Arc::new(Served::default());
         let shared = served.clone();
-        let server = HttpServer::new(move || {
-            App::new().app_data(web::Data::from(shared.clone())).default_service(web::to(serve))
-        })
-        .workers(1)
-        .listen(listener)
-        .unwrap()
-        .run();
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
+        let (port, handle) = helpers::serve(|_| {
+            move || App::new().app_data(web::Data::from(shared.clone())).default_service(web::to(serve))
+        });
         DocServer { address: format!("http://127.0.0.1:{port}"), served, handle }
     }
 

@@ -1,7 +1,13 @@
 //! `spawn_app()` and the `TestApp` every black-box test starts from.
 
+use std::net::TcpListener;
 use std::sync::Arc;
 
+use actix_http::{Request, Response};
+use actix_service::IntoServiceFactory;
+use actix_web::body::MessageBody;
+use actix_web::dev::{AppConfig, ServerHandle, Service, ServiceFactory};
+use actix_web::HttpServer;
 use mcp_gateway::config::Settings;
 use mcp_gateway::startup::Application;
 use mcp_gateway::state::AppState;
@@ -68,4 +74,28 @@ impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
+}
+
+/// Serves the actix app that `factory(port)` makes on a free loopback port, one worker, in this
+/// test's runtime: the port, and the handle that stops the server. Every small server of the
+/// tests (backends, identity providers, document servers) starts this way.
+pub fn serve<F, I, S, B>(factory: impl FnOnce(u16) -> F) -> (u16, ServerHandle)
+where
+    F: Fn() -> I + Send + Clone + 'static,
+    I: IntoServiceFactory<S, Request>,
+    S: ServiceFactory<Request, Config = AppConfig> + 'static,
+    S::Error: Into<actix_web::Error> + 'static,
+    S::InitError: std::fmt::Debug,
+    S::Response: Into<Response<B>> + 'static,
+    <S::Service as Service<Request>>::Future: 'static,
+    S::Service: 'static,
+    B: MessageBody + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a test server");
+    let port = listener.local_addr().expect("test server port").port();
+    let server =
+        HttpServer::new(factory(port)).workers(1).listen(listener).expect("test server listens").run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    (port, handle)
 }

@@ -32,18 +32,19 @@
 //!   digits, `login`, `name`, `avatar_url`, `email` null when [`TestIdp::set_email_private`]).
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mcp_gateway::config::{ProviderSettings, Settings};
 use serde_json::{json, Value};
+
+use crate::helpers::serve;
 
 /// The client id the IdP knows.
 pub const CLIENT_ID: &str = "test-client";
@@ -222,17 +223,13 @@ impl Drop for TestIdp {
 impl TestIdp {
     /// Starts the IdP on 127.0.0.1, port 0, with the user `idp-user-1` / ann@example.org.
     pub async fn start() -> TestIdp {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind IdP");
-        let port = listener.local_addr().expect("IdP port").port();
-        let shared = Arc::new(shared(format!("http://127.0.0.1:{port}")));
-        let data = web::Data::from(shared.clone());
-        let server = HttpServer::new(move || App::new().app_data(data.clone()).configure(idp_routes))
-            .workers(1)
-            .listen(listener)
-            .expect("IdP listens")
-            .run();
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
+        let mut state = None;
+        let (_, handle) = serve(|port| {
+            let data =
+                web::Data::from(state.insert(Arc::new(shared(format!("http://127.0.0.1:{port}")))).clone());
+            move || App::new().app_data(data.clone()).configure(idp_routes)
+        });
+        let shared = state.expect("made by serve");
         TestIdp { shared, handle }
     }
 
