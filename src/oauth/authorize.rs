@@ -7,29 +7,22 @@
 //! §4.11.2: a metadata document client, or one this browser's user approved); for a client
 //! anyone could have just registered, the error page names the error instead.
 //!
-//! A request without `resource` (checklist B8; some clients send none): when exactly one
-//! service is configured the authorization is bound to it, since there is no other service the
-//! client could have come from. With several services the gateway cannot guess, so it answers
-//! `invalid_target` and says to send `resource={issuer}/{id}/mcp`.
-//!
-//! Scopes: a service can grant its `scopes` and every scope its `tool_scopes` name (step-up,
-//! checklist A10). A request without `scope` is granted the base `scopes` only, so a step-up
-//! scope is granted only when asked for (after a 403 `insufficient_scope` named it), and the
-//! consent page lists what was asked. `offline_access` is accepted and dropped, because refresh
-//! tokens are always issued.
+//! The service and scopes a request is for are decided in [`target`]. A request without
+//! `resource` (checklist B8; some clients send none) is bound to the one service when there is
+//! one, since the client cannot have come from another; with several, the person picks the
+//! service on the consent page and the token is still bound to exactly that one. A step-up
+//! scope is granted only when asked for (after a 403 `insufficient_scope` named it).
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::actors::{GetClient, HasApprovedClient, HasConsent, SaveLogin};
-use crate::config::Settings;
 use crate::core::model::{Client, ClientSource, PendingAuthorization};
 use crate::core::OAuthError;
 use crate::core::{pkce, redirect_uri};
-use crate::oauth::metadata::{service_scopes, OFFLINE_ACCESS};
 use crate::oauth::respond::{error_page_naming, error_redirect, failure_page};
-use crate::oauth::{consent, cookies, resource};
+use crate::oauth::{consent, cookies, target};
 use crate::state::AppState;
 use crate::web::error_page;
 use crate::web::limits::{self, Endpoint};
@@ -84,57 +77,6 @@ fn page_for(err: &OAuthError) -> HttpResponse {
     }
 }
 
-/// The service id and canonical resource the request is for.
-fn target(settings: &Settings, requested: Option<&str>) -> Result<(String, String), OAuthError> {
-    let id = match requested {
-        Some(r) => resource::service_for(settings, r)
-            .ok_or_else(|| OAuthError::InvalidTarget("resource is not a service of this gateway".into()))?,
-        None => {
-            let mut ids = settings.mcp_services.keys();
-            match (ids.next(), ids.next()) {
-                (Some(only), None) => only.clone(),
-                _ => {
-                    return Err(OAuthError::InvalidTarget(format!(
-                        "resource is required: send resource={}/{{service}}/mcp for the service you use",
-                        settings.issuer
-                    )))
-                }
-            }
-        }
-    };
-    let uri = settings.resource_uri(&id);
-    Ok((id, uri))
-}
-
-/// The scopes granted: the requested ones (each must be grantable by the service), or the
-/// service's base `scopes` when none is asked for.
-fn granted_scope(
-    settings: &Settings,
-    service_id: &str,
-    requested: Option<&str>,
-) -> Result<String, OAuthError> {
-    let Some(service) = settings.mcp_services.get(service_id) else {
-        return Err(OAuthError::InvalidTarget("resource is not a service of this gateway".into()));
-    };
-    let known = service_scopes(service);
-    let asked: Vec<&str> =
-        requested.unwrap_or("").split_whitespace().filter(|s| *s != OFFLINE_ACCESS).collect();
-    if asked.is_empty() {
-        let base = service.scopes.iter().filter(|s| *s != OFFLINE_ACCESS);
-        return Ok(base.cloned().collect::<Vec<_>>().join(" "));
-    }
-    if let Some(unknown) = asked.iter().find(|s| !known.iter().any(|k| k == *s)) {
-        return Err(OAuthError::InvalidScope(format!("scope '{unknown}' is not offered by this service")));
-    }
-    let mut out: Vec<&str> = Vec::new();
-    for s in asked {
-        if !out.contains(&s) {
-            out.push(s);
-        }
-    }
-    Ok(out.join(" "))
-}
-
 /// Step 2: everything else, as an OAuth error for the redirect URI.
 fn check_request(
     state: &AppState,
@@ -162,8 +104,8 @@ fn check_request(
     if !pkce::is_valid_challenge(challenge) {
         return Err(OAuthError::InvalidRequest("code_challenge is not a base64url SHA-256 value".into()));
     }
-    let (service_id, resource) = target(&state.settings, q.resource.as_deref())?;
-    let scope = granted_scope(&state.settings, &service_id, q.scope.as_deref())?;
+    let (service_id, resource, scope) =
+        target::for_request(&state.settings, q.resource.as_deref(), q.scope.as_deref())?;
     let login_ttl = i64::try_from(state.settings.tokens.login_ttl).unwrap_or(600);
     Ok(PendingAuthorization {
         id: crate::secret::random_token(24),
@@ -217,7 +159,10 @@ async fn proceed(
     mut pending: PendingAuthorization,
     client: &Client,
 ) -> Result<HttpResponse, OAuthError> {
-    pending.remembered_user = remembered_user(state, req, &pending).await?;
+    // A request still to be bound to a service has no remembered consent: the person picks.
+    if !pending.service_id.is_empty() {
+        pending.remembered_user = remembered_user(state, req, &pending).await?;
+    }
     if pending.remembered_user.is_some() {
         // Skipping the page stands for approving it, so the request is bound to this browser
         // the same way (`start_upstream` saves it with the browser's hash).
@@ -296,50 +241,4 @@ async fn authorize(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse
 /// Registers `/oauth/authorize` and `/authorize`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/oauth/authorize", web::get().to(authorize)).route("/authorize", web::get().to(authorize));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn settings(services: &[(&str, &[&str])]) -> Settings {
-        let mut yaml = String::from("session_secret: s\nissuer: http://gw\nmcp_services:\n");
-        for (id, scopes) in services {
-            yaml.push_str(&format!("  {id}:\n    name: {id}\n    url: http://b\n    scopes: {scopes:?}\n"));
-        }
-        if services.is_empty() {
-            yaml.push_str("  {}\n");
-        }
-        config::Config::builder()
-            .add_source(config::File::from_str(&yaml, config::FileFormat::Yaml))
-            .build()
-            .and_then(|c| c.try_deserialize())
-            .unwrap_or_else(|e| panic!("{e}: {yaml}"))
-    }
-
-    #[test]
-    fn missing_resource_binds_only_when_one_service() {
-        let one = settings(&[("a", &[])]);
-        assert_eq!(target(&one, None).ok(), Some(("a".into(), "http://gw/a/mcp".into())));
-        let two = settings(&[("a", &[]), ("b", &[])]);
-        assert!(
-            matches!(target(&two, None), Err(OAuthError::InvalidTarget(d)) if d.contains("resource=http://gw/"))
-        );
-        assert_eq!(target(&two, Some("HTTP://GW/b/mcp/")).ok(), Some(("b".into(), "http://gw/b/mcp".into())));
-        assert!(matches!(target(&two, Some("http://gw/c/mcp")), Err(OAuthError::InvalidTarget(_))));
-    }
-
-    #[test]
-    fn scopes_default_to_the_base_ones_and_must_be_known() {
-        let mut s = settings(&[("a", &["read", "write"])]);
-        assert_eq!(granted_scope(&s, "a", None).ok().as_deref(), Some("read write"));
-        assert_eq!(granted_scope(&s, "a", Some("write offline_access write")).ok().as_deref(), Some("write"));
-        assert!(matches!(granted_scope(&s, "a", Some("admin")), Err(OAuthError::InvalidScope(_))));
-        // Step-up scopes are grantable, but only when asked for.
-        let a = s.mcp_services.get_mut("a").unwrap_or_else(|| panic!("service a"));
-        a.tool_scopes.insert("delete_repo".into(), vec!["admin".into(), "write".into()]);
-        assert_eq!(granted_scope(&s, "a", None).ok().as_deref(), Some("read write"));
-        assert_eq!(granted_scope(&s, "a", Some("read admin")).ok().as_deref(), Some("read admin"));
-        assert!(matches!(granted_scope(&s, "a", Some("root")), Err(OAuthError::InvalidScope(_))));
-    }
 }

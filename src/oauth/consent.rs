@@ -15,14 +15,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::actors::{BeginUpstream, GetLogin, SaveLogin, TakeLogin};
+use crate::config::Settings;
 use crate::core::model::{Client, ClientSource, PendingAuthorization, UpstreamLogin};
 use crate::core::OAuthError;
 use crate::core::{cimd, redirect_uri};
-use crate::oauth::cookies;
 use crate::oauth::respond::{error_redirect, failure_page};
+use crate::oauth::{cookies, target};
 use crate::state::AppState;
 use crate::web::limits::{self, Endpoint};
-use crate::web::{error_page, html_page, render};
+use crate::web::{error_page, html_escape, html_page, render};
 
 const TEMPLATE: &str = include_str!("../../static/consent.html");
 
@@ -61,6 +62,50 @@ fn client_label(client: &Client) -> String {
     }
 }
 
+/// What approving grants, in words: the service, the person, and the scopes when there are
+/// some ("(none)" read as if nothing at all were granted).
+fn grant_text(service_name: Option<&str>, scope: &str) -> String {
+    let service = service_name.unwrap_or("the service you choose");
+    let mut text = format!("Use {service} as you: the account you sign in with next.");
+    if !scope.is_empty() {
+        text.push_str(&format!(" Permissions: {}.", scope.replace(' ', ", ")));
+    }
+    text
+}
+
+/// Escapes operator text for trusted HTML that `render` then passes through: braces too, so
+/// a service name cannot form a placeholder.
+fn trusted_text(s: &str) -> String {
+    html_escape(s).replace('{', "&#123;").replace('}', "&#125;")
+}
+
+/// The service rows: the bound service and its resource, or, when the client named none and
+/// several exist, a choice of every configured service (the token is still bound to one).
+fn service_rows(settings: &Settings, pending: &PendingAuthorization) -> String {
+    if let Some(service) = settings.mcp_services.get(&pending.service_id) {
+        return format!(
+            "<dt>Service</dt><dd>{}</dd>\n      <dt>Resource</dt><dd><code>{}</code></dd>",
+            trusted_text(&service.name),
+            trusted_text(&pending.resource)
+        );
+    }
+    let mut rows = String::from(
+        "<dt>Service</dt><dd><fieldset class=\"services\"><legend>The application did not say which \
+         service it needs. Choose one:</legend>",
+    );
+    for (id, service) in &settings.mcp_services {
+        rows.push_str(&format!(
+            "<label><input type=\"radio\" name=\"service\" value=\"{}\" required> <span>{} \
+             <code>{}</code></span></label>",
+            trusted_text(id),
+            trusted_text(&service.name),
+            trusted_text(&settings.resource_uri(id))
+        ));
+    }
+    rows.push_str("</fieldset></dd>");
+    rows
+}
+
 /// The consent page for `pending`, setting the binding cookie if the browser lacks one.
 pub fn consent_page(
     state: &AppState,
@@ -78,25 +123,22 @@ pub fn consent_page(
     };
     let csrf = cookies::csrf_token(settings, &pending.id, &binding);
     let (host, loopback) = redirect_display(&pending.redirect_uri);
-    let service_name = settings
-        .mcp_services
-        .get(&pending.service_id)
-        .map(|s| s.name.clone())
-        .unwrap_or_else(|| pending.service_id.clone());
+    let bound = settings.mcp_services.get(&pending.service_id).map(|s| s.name.as_str());
+    let service_name = bound.unwrap_or("a service of this gateway");
     let client_name = client_label(client);
-    let scopes =
-        if pending.scope.is_empty() { "(none)".to_owned() } else { pending.scope.replace(' ', ", ") };
-    // The warning is trusted HTML, so it goes in before `render`, which escapes every value and
-    // fills placeholders in one pass (text inside a client's values is never a placeholder).
-    let template = TEMPLATE.replace("{{localhost_warning}}", if loopback { LOOPBACK_WARNING } else { "" });
+    let grant = grant_text(bound, &pending.scope);
+    // Trusted HTML goes in before `render`, which escapes every value and fills placeholders
+    // in one pass (text inside a client's values is never a placeholder).
+    let template = TEMPLATE
+        .replace("{{localhost_warning}}", if loopback { LOOPBACK_WARNING } else { "" })
+        .replace("{{service_rows}}", &service_rows(settings, pending));
     let body = render(
         &template,
         &[
             ("pending_id", pending.id.as_str()),
             ("csrf", csrf.as_str()),
-            ("resource", pending.resource.as_str()),
-            ("service_name", service_name.as_str()),
-            ("scopes", scopes.as_str()),
+            ("service_name", service_name),
+            ("grant", grant.as_str()),
             ("redirect_host", host.as_str()),
             ("client_id", client.client_id.as_str()),
             ("client_name", client_name.as_str()),
@@ -152,6 +194,8 @@ pub struct ConsentForm {
     pending_id: Option<String>,
     csrf: Option<String>,
     action: Option<String>,
+    /// The service picked, when the client named none.
+    service: Option<String>,
 }
 
 fn refused(status: StatusCode, message: &str) -> HttpResponse {
@@ -163,16 +207,35 @@ async fn decide(
     req: &HttpRequest,
     pending: PendingAuthorization,
     approve: bool,
+    picked: Option<&str>,
 ) -> HttpResponse {
     let settings = &state.settings;
     let result = if approve {
-        start_upstream(state, req, PendingAuthorization { consented: true, ..pending.clone() }).await
+        approve_request(state, req, pending.clone(), picked).await
     } else {
         // Single use: a denied request cannot be approved later from another tab.
         let _ = state.actors.codes.send(TakeLogin { id: pending.id.clone() }).await;
         Err(OAuthError::AccessDenied("the user denied the request".into()))
     };
     result.unwrap_or_else(|e| error_redirect(settings, &pending.redirect_uri, &e, pending.state.as_deref()))
+}
+
+/// Approval: binds the picked service when the client named none, then goes upstream.
+async fn approve_request(
+    state: &AppState,
+    req: &HttpRequest,
+    pending: PendingAuthorization,
+    picked: Option<&str>,
+) -> Result<HttpResponse, OAuthError> {
+    let pending = if pending.service_id.is_empty() {
+        let Some(service_id) = picked.filter(|p| !p.is_empty()) else {
+            return Ok(refused(StatusCode::BAD_REQUEST, "Choose the service the application may use."));
+        };
+        target::bind_service(&state.settings, pending, service_id)?
+    } else {
+        pending
+    };
+    start_upstream(state, req, PendingAuthorization { consented: true, ..pending }).await
 }
 
 async fn submit(state: web::Data<AppState>, req: HttpRequest, form: web::Form<ConsentForm>) -> HttpResponse {
@@ -206,7 +269,7 @@ async fn submit(state: web::Data<AppState>, req: HttpRequest, form: web::Form<Co
         Ok(Err(e)) => return failure_page(&e),
         Err(e) => return refused(StatusCode::INTERNAL_SERVER_ERROR, OAuthError::from(e).description()),
     };
-    decide(&state, &req, pending, approve).await
+    decide(&state, &req, pending, approve, form.service.as_deref()).await
 }
 
 /// Registers `POST /oauth/consent`.

@@ -12,6 +12,7 @@ pub mod register;
 pub mod resource;
 pub mod respond;
 pub mod revoke;
+pub mod target;
 pub mod token;
 
 /// Registers every authorization-server route (including the dev provider's login page).

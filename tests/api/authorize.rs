@@ -159,7 +159,45 @@ async fn missing_resource_binds_the_only_service() {
 }
 
 #[actix_web::test]
-async fn missing_resource_with_two_services_says_what_to_send() {
+async fn missing_resource_with_two_services_lets_the_person_pick_one() {
+    // Arrange: this browser already approved the client for `a`; the next request names none.
+    let app = spawn_app_with(|s| {
+        add_service(s, "a", &[]);
+        add_service(s, "b", &["read"]);
+    })
+    .await;
+    let (client, mut browser) = approved_client(&app, "a").await;
+    let request = AuthRequest::new(&app, &client, None);
+
+    // Act
+    let page = app.authorize(&mut browser, &request).await;
+
+    // Assert: no silent reuse of the consent for `a`, but a choice of both services.
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("name=\"service\" value=\"a\""), "{}", page.body);
+    assert!(page.body.contains("name=\"service\" value=\"b\""));
+    assert!(page.body.contains(&app.settings.resource_uri("b")));
+    let form = ConsentForm::from_page(&page);
+    let fields = [
+        ("pending_id", form.pending_id.as_str()),
+        ("csrf", form.csrf.as_str()),
+        ("action", "approve"),
+        ("service", "b"),
+    ];
+    let approved = app.post_form_as(&mut browser, "/oauth/consent", &fields).await;
+    assert!(approved.is_redirect(), "{} {}", approved.status, approved.body);
+    let back = app.login(&mut browser, &approved.location(), "Alice", "alice@example.com").await;
+    let code = back.location_query().get("code").cloned().unwrap_or_else(|| panic!("{}", back.location()));
+    let reply = app.exchange_code(&client, &code, &request.pkce.verifier, &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let token = reply.json()["access_token"].as_str().unwrap().to_owned();
+    let introspected = app.introspect(&client, &token).await.json();
+    assert_eq!(introspected["aud"], app.settings.resource_uri("b"), "bound to the pick only");
+    assert_eq!(introspected["scope"], "read", "the picked service's base scopes");
+}
+
+#[actix_web::test]
+async fn a_service_pick_that_is_missing_or_unknown_binds_nothing() {
     let app = spawn_app_with(|s| {
         add_service(s, "a", &[]);
         add_service(s, "b", &[]);
@@ -167,12 +205,29 @@ async fn missing_resource_with_two_services_says_what_to_send() {
     .await;
     let (client, mut browser) = approved_client(&app, "a").await;
     let request = AuthRequest::new(&app, &client, None);
+    let form = ConsentForm::from_page(&app.authorize(&mut browser, &request).await);
+    let post = |service: Option<&'static str>| {
+        let mut fields = vec![
+            ("pending_id", form.pending_id.clone()),
+            ("csrf", form.csrf.clone()),
+            ("action", "approve".to_owned()),
+        ];
+        if let Some(service) = service {
+            fields.push(("service", service.to_owned()));
+        }
+        fields
+    };
 
-    let reply = app.authorize(&mut browser, &request).await;
+    let none = post(None);
+    let none: Vec<(&str, &str)> = none.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let missing = app.post_form_as(&mut browser, "/oauth/consent", &none).await;
+    let unknown = post(Some("c"));
+    let unknown: Vec<(&str, &str)> = unknown.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let wrong = app.post_form_as(&mut browser, "/oauth/consent", &unknown).await;
 
-    assert_error_redirect(&reply, "invalid_target", &app.address);
-    let description = reply.location_query()["error_description"].clone();
-    assert!(description.contains(&format!("resource={}/", app.address)), "{description}");
+    assert_eq!(missing.status, 400, "{}", missing.body);
+    assert!(missing.body.contains("Choose the service"));
+    assert_error_redirect(&wrong, "invalid_target", &app.address);
 }
 
 #[actix_web::test]
@@ -220,6 +275,8 @@ async fn consent_page_cannot_be_framed_and_names_client_host_service_and_scopes(
     assert!(page.body.contains("app.example"));
     assert!(page.body.contains("svc service"));
     assert!(page.body.contains("read") && !page.body.contains("write"));
+    assert!(page.body.contains("Use svc service as you"), "says what approving grants");
+    assert!(!page.body.contains("(none)"));
     assert!(!page.body.contains("runs on this computer"), "no loopback warning for https hosts");
     assert!(browser.has("mcpgw_consent"), "binding cookie set");
     let set_cookie = page.header("set-cookie").unwrap();
