@@ -67,7 +67,6 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = if cli.debug { "debug" } else { "info" };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
 
     let options = LoadOptions {
         config_file: cli.config,
@@ -90,6 +89,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    mcp_gateway::startup::init_logging(settings.log.format, level);
     match cli.command {
         Some(Command::CheckConfig { format: Format::Yaml }) => check_config(&settings, OutputFormat::Yaml),
         Some(Command::CheckConfig { format: Format::Json }) => check_config(&settings, OutputFormat::Json),
@@ -114,6 +114,13 @@ fn check_config(settings: &Settings, format: OutputFormat) -> ExitCode {
 
 fn rotate_keys(settings: &Settings) -> ExitCode {
     let result = actix_web::rt::System::new().block_on(mcp_gateway::startup::rotate_keys(settings));
+    // After the command's own output, so that its first line stays the answer.
+    let succeeded = result.is_ok();
+    let recorded = || {
+        if let Err(e) = mcp_gateway::startup::record_admin_action(settings, "rotate_keys", succeeded) {
+            eprintln!("not audited: {e}");
+        }
+    };
     match result {
         Ok(r) => {
             println!(
@@ -123,10 +130,12 @@ fn rotate_keys(settings: &Settings) -> ExitCode {
                 r.kept.join(", "),
                 if r.retired.is_empty() { "none".to_owned() } else { r.retired.join(", ") }
             );
+            recorded();
             ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("{e}");
+            recorded();
             ExitCode::from(1)
         }
     }

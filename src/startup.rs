@@ -4,17 +4,19 @@
 //! is meant to be per worker (the proxy's HTTP client and verified-token cache). Also the
 //! `rotate-keys` command, which needs the same storage wiring.
 
+use std::io::Write as _;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_cors::Cors;
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::{Condition, Logger};
+use actix_web::middleware::{from_fn, Condition, Logger};
 use actix_web::{http, web, App, HttpServer};
 
 use crate::actors::Wiring;
-use crate::config::{CorsSettings, Settings};
+use crate::config::{CorsSettings, LogFormat, Settings};
+use crate::core::audit::{Audit, Event};
 use crate::core::drain::Drain;
 use crate::core::jwt::KeyRing;
 use crate::core::mcp_sessions::SessionBindings;
@@ -110,6 +112,7 @@ impl Application {
         settings.issuer = crate::config::effective_issuer(&settings, port);
         let settings = Arc::new(settings);
 
+        let audit = open_audit(&settings)?;
         let clock = Clock::default();
         let revoked = RevocationSet::default();
         let keys = signing_keys::load_signing_keys(&backend, &settings.issuer, clock.now())
@@ -151,6 +154,7 @@ impl Application {
             mcp_sessions,
             limiter,
             drain: Drain::new(Duration::from_secs(settings.runtime.shutdown_timeout)),
+            audit,
         };
 
         let app_state = state.clone();
@@ -160,6 +164,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(cors(&app_state.settings.cors))
+                .wrap(from_fn(crate::web::request_id::assign))
                 .wrap(Condition::new(log_access, access_log()))
                 .app_data(web::Data::new(app_state.clone()))
                 .configure(crate::web::configure_extractors)
@@ -237,11 +242,40 @@ fn no_delay(conn: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
 }
 
 /// The access log: path without the query string, because queries carry codes, states and
-/// (on the dev provider's callback) the person's name and email.
+/// (on the dev provider's callback) the person's name and email; the request id last.
 fn access_log() -> Logger {
-    Logger::new("%a %{method}xi %U %s %b %Dms")
+    Logger::new("%a %{method}xi %U %s %b %Dms %{x-request-id}o")
         .custom_request_replace("method", |req| req.method().to_string())
         .exclude("/health")
+}
+
+/// Starts the process's logger: `RUST_LOG` levels (default `default_level`), lines in
+/// `format` to standard error.
+pub fn init_logging(format: LogFormat, default_level: &str) {
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level));
+    if format == LogFormat::Json {
+        builder.format(|buf, record| {
+            let line = serde_json::json!({
+                "time": crate::core::audit::now_rfc3339(),
+                "level": record.level().as_str(),
+                "target": record.target(),
+                "message": record.args().to_string(),
+            });
+            writeln!(buf, "{line}")
+        });
+    }
+    builder.init();
+}
+
+/// The audit trail the settings ask for.
+pub fn open_audit(settings: &Settings) -> Result<Audit, StartupError> {
+    match (&settings.audit.enabled, &settings.audit.path) {
+        (false, _) => Ok(Audit::off()),
+        (true, None) => Ok(Audit::stdout()),
+        (true, Some(path)) => Audit::file(path)
+            .map_err(|e| StartupError::Config(format!("cannot open audit.path '{path}': {e}"))),
+    }
 }
 
 /// Every route of the gateway. `/{service}/mcp` comes last: it matches any service id.
@@ -271,6 +305,18 @@ pub async fn rotate_keys(settings: &Settings) -> Result<KeyRotation, StartupErro
     signing_keys::rotate_in(&backend, settings.tokens.access_token_ttl, Clock::default().now())
         .await
         .map_err(|e| StartupError::Storage(e.to_string()))
+}
+
+/// Records an administrator's command (`rotate-keys`, ...) in the audit trail; its request id
+/// is `cli`. Errors opening the trail are returned for the command to report.
+pub fn record_admin_action(settings: &Settings, action: &str, succeeded: bool) -> Result<(), StartupError> {
+    let outcome = if succeeded { "success" } else { "failure" };
+    open_audit(settings)?.record(Event {
+        action: Some(action),
+        outcome: Some(outcome),
+        ..Event::new("admin_action", "cli", None)
+    });
+    Ok(())
 }
 
 /// CORS from `cors:`. Preflights never need a token. A disallowed origin is not blocked here

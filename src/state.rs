@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::actors::Actors;
 use crate::config::Settings;
+use crate::core::audit::Audit;
 use crate::core::drain::Drain;
 use crate::core::jwt::KeyRing;
 use crate::core::mcp_sessions::SessionBindings;
@@ -34,4 +35,6 @@ pub struct AppState {
     pub limiter: Limiter,
     /// The shutdown drain: `/ready` and open event streams watch it.
     pub drain: Drain,
+    /// The audit trail.
+    pub audit: Audit,
 }

@@ -9,6 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-gateway");
 
 /// Values of every secret handed to the binary; none may appear in its output.
@@ -419,6 +421,49 @@ fn rotate_keys_adds_a_key_to_the_shared_set() {
     let second_out = String::from_utf8_lossy(&second.stdout).into_owned();
     assert_ne!(first_kid, key_id(&second));
     assert!(second_out.contains(&first_kid), "the first key is kept in the set: {second_out}");
+    let audited: Value =
+        second_out.lines().nth(1).and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default();
+    assert_eq!(
+        (audited["event"].as_str(), audited["action"].as_str(), audited["outcome"].as_str()),
+        (Some("admin_action"), Some("rotate_keys"), Some("success")),
+        "the audit line follows the answer: {second_out}"
+    );
+}
+
+/// `log.format: json`: every line the running gateway writes to stderr is one JSON object.
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let port = free_port();
+    let child = gateway()
+        .args(["--port", &port.to_string()])
+        .env("MCP_GATEWAY__LOG__FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http_answer(port).is_none() {
+        assert!(Instant::now() < deadline, "no HTTP answer on port {port} within 20 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    running.0.kill().unwrap();
+    running.0.wait().unwrap();
+    let mut err = String::new();
+    running.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let lines: Vec<Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l}")))
+        .collect();
+    assert!(lines.len() >= 2, "{err}");
+    for line in &lines {
+        assert!(line["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{line}");
+        assert!(
+            line["level"].is_string() && line["target"].is_string() && line["message"].is_string(),
+            "{line}"
+        );
+    }
+    assert!(lines.iter().any(|l| l["message"].as_str().is_some_and(|m| m.contains("listening on"))), "{err}");
 }
 
 fn key_id(out: &Output) -> String {

@@ -265,6 +265,10 @@ impl Session {
     }
 
     fn proxy(&mut self, token: &str, session: Option<&str>) -> Reply {
+        self.proxy_body(token, session, br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#)
+    }
+
+    fn proxy_body(&mut self, token: &str, session: Option<&str>, body: &[u8]) -> Reply {
         let mut headers = vec![
             ("Authorization", format!("Bearer {token}")),
             ("Content-Type", "application/json".to_owned()),
@@ -273,7 +277,6 @@ impl Session {
         if let Some(s) = session {
             headers.push(("Mcp-Session-Id", s.to_owned()));
         }
-        let body = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;
         let reply = send(self.addr, "POST", "/svc/mcp", &headers, body);
         if let Some(id) = reply.header("mcp-session-id") {
             self.secrets.add("MCP session id", id);
@@ -304,9 +307,11 @@ const REDIRECT: &str = "http://127.0.0.1/callback";
 // The gateway and its backend
 // ---------------------------------------------------------------------------------------------
 
-/// Starts a backend answering `OK` (with an `Mcp-Session-Id`) and the gateway in front of it,
-/// on one actix system on its own thread. Returns the gateway's address and session secret.
-fn start() -> (SocketAddr, String) {
+/// Starts a backend answering `OK` (with an `Mcp-Session-Id`) and the gateway in front of it
+/// (its audit trail appended to `audit_path`), on one actix system on its own thread. Returns
+/// the gateway's address and session secret.
+fn start(audit_path: &str) -> (SocketAddr, String) {
+    let audit_path = audit_path.to_owned();
     let session_secret = format!("logs-session-secret-{}", random_hex());
     let secret = session_secret.clone();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -345,6 +350,7 @@ fn start() -> (SocketAddr, String) {
                     },
                 },
                 "runtime": { "workers": 2 },
+                "audit": { "path": audit_path },
                 "limits": {
                     "register": off, "token": off, "authorize": off, "consent": off, "callback": off,
                 },
@@ -360,9 +366,10 @@ fn start() -> (SocketAddr, String) {
 }
 
 #[test]
-fn no_secret_reaches_the_log() {
+fn no_secret_reaches_the_log_or_the_audit_trail() {
     install_logger();
-    let (addr, session_secret) = start();
+    let audit_path = std::env::temp_dir().join(format!("mcp-gateway-audit-{}.jsonl", random_hex()));
+    let (addr, session_secret) = start(audit_path.to_str().unwrap());
     let mut s = Session { addr, cookies: BTreeMap::new(), secrets: Secrets::default() };
     s.secrets.add("session_secret", &session_secret);
     let resource = format!("http://127.0.0.1:{}/svc/mcp", addr.port());
@@ -408,6 +415,17 @@ fn no_secret_reaches_the_log() {
     let session_id = first.header("mcp-session-id").expect("backend session id").to_owned();
     let second = s.proxy(&access, Some(&session_id));
     assert_eq!(second.status, 200, "proxied request in the session: {}", second.body);
+    let argument = format!("tool-argument-{}", random_hex());
+    s.secrets.add("tool argument", &argument);
+    let call = json!({"jsonrpc": "2.0", "id": 42, "method": "tools/call",
+        "params": {"name": "lookup", "arguments": {"query": argument}}});
+    let called = s.proxy_body(&access, Some(&session_id), call.to_string().as_bytes());
+    assert_eq!(called.status, 200, "tools/call: {}", called.body);
+
+    // A sign-in whose state the gateway never issued.
+    let stray =
+        s.browse(&format!("/oauth/callback?code=stray-{}&state=stray-{}", random_hex(), random_hex()));
+    assert_eq!(stray.status, 400, "unknown state: {}", stray.body);
 
     // Refused at the proxy: a forged signature, and garbage.
     let (signed, signature) = access.rsplit_once('.').unwrap();
@@ -460,6 +478,20 @@ fn no_secret_reaches_the_log() {
             assert_eq!(gone.status, 200, "confidential revocation: {}", gone.body);
         }
     }
+    // Ann's live refresh token presented by the other client: a leak, so reuse is detected.
+    let (code, verifier) = s.authorize_and_login(&client_id, &resource, "ann@example.org");
+    let reply = s.post_form("/oauth/token", &borrow(&exchange(&code, &verifier)));
+    let (_, anns) = s.tokens(&reply);
+    let stolen = s.post_form(
+        "/oauth/token",
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &anns),
+            ("client_id", &conf_id),
+            ("client_secret", &conf_secret),
+        ],
+    );
+    assert_eq!(stolen.json()["error"], "invalid_grant", "stolen refresh: {}", stolen.body);
     let health = send(addr, "GET", "/health", &[], b"");
     assert_eq!(health.status, 200);
 
@@ -479,4 +511,52 @@ fn no_secret_reaches_the_log() {
     assert!(lines.len() > 20, "only {} log lines captured: the check would be vacuous", lines.len());
     let gateway_lines = lines.iter().filter(|l| l.contains("mcp_gateway")).count();
     assert!(gateway_lines > 0, "no line from the gateway itself: {lines:#?}");
+
+    // The audit trail: the events of the flow, each line JSON with a time, a request id and
+    // the client's address, and no secret anywhere.
+    let trail = std::fs::read_to_string(&audit_path).expect("audit file written");
+    let _ = std::fs::remove_file(&audit_path);
+    let events: Vec<Value> =
+        trail.lines().map(|l| serde_json::from_str(l).expect("an audit line is JSON")).collect();
+    for (what, value) in &s.secrets.0 {
+        assert!(!trail.contains(value.as_str()), "{what} ({value}) in the audit trail:\n{trail}");
+    }
+    for event in &events {
+        assert!(event["time"].as_str().is_some_and(|t| t.ends_with('Z')), "time: {event}");
+        assert!(event["request_id"].as_str().is_some_and(|r| r.len() >= 8), "request id: {event}");
+        assert_eq!(event["client_ip"], "127.0.0.1", "client ip: {event}");
+    }
+    let of = |kind: &str| events.iter().filter(|e| e["event"] == kind).collect::<Vec<_>>();
+    assert_eq!(of("client_registered").len(), 2, "{trail}");
+    assert!(of("login").iter().any(|e| e["outcome"] == "success" && e["user_email"] == "ann@example.org"));
+    assert!(of("login")
+        .iter()
+        .any(|e| e["outcome"] == "failure" && e["reason"] == "unknown_or_expired_state"));
+    assert!(of("consent_granted")
+        .iter()
+        .any(|e| e["client_id"] == client_id.as_str() && e["service"] == "svc"));
+    let issued = of("token_issued");
+    assert!(issued
+        .iter()
+        .any(|e| e["user_email"] == "bob@example.org" && e["client_name"] == "Log test (confidential)"));
+    assert_eq!(of("token_refreshed").len(), 1, "{trail}");
+    assert!(of("grant_revoked").iter().any(|e| e["reason"] == "authorization_code_replayed"));
+    assert!(of("token_revoked")
+        .iter()
+        .any(|e| e["reason"] == "refresh_token" && e["client_id"] == client_id.as_str()));
+    assert_eq!(of("refresh_reuse_detected").len(), 1, "{trail}");
+    let calls = of("tool_call");
+    assert_eq!(calls.len(), 1, "only the tools/call is one: {trail}");
+    let call = calls[0];
+    assert_eq!(
+        (call["tool"].as_str(), call["jsonrpc_id"].as_i64(), call["status"].as_u64()),
+        (Some("lookup"), Some(42), Some(200))
+    );
+    assert_eq!(
+        (call["user_email"].as_str(), call["service"].as_str()),
+        (Some("ann@example.org"), Some("svc"))
+    );
+    assert_eq!(call["client_name"], "Log test");
+    assert!(call["duration_ms"].is_u64(), "{call}");
+    println!("checked {} audit lines", events.len());
 }

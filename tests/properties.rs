@@ -398,6 +398,7 @@ fn resource_settings() -> &'static Settings {
         let service = |name: &str| json!({ "name": name, "url": "http://127.0.0.1:9/mcp" });
         serde_json::from_value(json!({
             "session_secret": SESSION_SECRET,
+            "audit": { "enabled": false },
             "issuer": ISSUER,
             "mcp_services": { "svc": service("S"), "svc2": service("S2"), "Svc": service("S3") },
         }))
@@ -966,6 +967,7 @@ fn gateway() -> &'static Gateway {
             "host": "127.0.0.1",
             "port": 0,
             "session_secret": SESSION_SECRET,
+            "audit": { "enabled": false },
             "debug": true,
             "oauth_providers": { "dev": {} },
             "mcp_services": { "svc": { "name": "S", "url": "http://127.0.0.1:9/mcp", "scopes": ["read", "write"] } },

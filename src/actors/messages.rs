@@ -7,6 +7,7 @@ use crate::core::model::{
     AuthCode, Client, ClientMetadata, PendingAuthorization, Redemption, Registered, TokenResponse,
     UpstreamLogin,
 };
+use crate::core::tokens::Revoked;
 use crate::core::OAuthError;
 
 // ---- ClientRegistry -------------------------------------------------------------------------
@@ -111,7 +112,7 @@ pub struct RotateRefresh {
 /// RFC 7009: revoke an access or refresh token (unknown tokens are not an error). A refresh
 /// token revokes its whole family.
 #[derive(Message)]
-#[rtype(result = "Result<(), OAuthError>")]
+#[rtype(result = "Result<Option<Revoked>, OAuthError>")]
 pub struct Revoke {
     /// The token.
     pub token: String,

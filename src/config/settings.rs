@@ -9,6 +9,7 @@ use serde_aux::field_attributes::{deserialize_bool_from_anything, deserialize_nu
 
 use super::kinds::{ProviderKind, StorageKind, VaultAuth};
 use super::limits::{LimitSettings, TrustedProxies};
+use super::observability::{AuditSettings, LogSettings};
 
 /// Everything the gateway is configured with. `Serialize` (for `check-config`) prints every
 /// secret as `[redacted]`.
@@ -57,6 +58,12 @@ pub struct Settings {
     /// Reverse proxies in front of the gateway whose `X-Forwarded-For` names the client.
     #[serde(default)]
     pub trusted_proxies: TrustedProxies,
+    /// The form of log lines.
+    #[serde(default)]
+    pub log: LogSettings,
+    /// The audit trail.
+    #[serde(default)]
+    pub audit: AuditSettings,
 }
 
 /// CORS, as in the older gateway.

@@ -19,6 +19,11 @@ pub enum OAuthError {
     /// The code, refresh token or PKCE verifier is invalid, expired, used or revoked.
     #[error("invalid_grant: {0}")]
     InvalidGrant(String),
+    /// A refresh token was reused (after its grace window, or by another client): its family
+    /// (the payload) is revoked. The client sees a plain `invalid_grant`; the audit trail
+    /// records the detection.
+    #[error("invalid_grant: refresh token reuse detected (family {0})")]
+    RefreshReused(String),
     /// The client may not use this grant or response type.
     #[error("unauthorized_client: {0}")]
     UnauthorizedClient(String),
@@ -54,6 +59,9 @@ pub enum OAuthError {
     ServerError(String),
 }
 
+/// What a client is told of any refresh token it may not use.
+pub const REFRESH_INVALID: &str = "refresh token is invalid, expired or revoked";
+
 impl OAuthError {
     /// Logs `cause` and returns a `server_error` that does not reveal it.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
@@ -66,7 +74,7 @@ impl OAuthError {
         match self {
             OAuthError::InvalidRequest(_) => "invalid_request",
             OAuthError::InvalidClient(_) => "invalid_client",
-            OAuthError::InvalidGrant(_) => "invalid_grant",
+            OAuthError::InvalidGrant(_) | OAuthError::RefreshReused(_) => "invalid_grant",
             OAuthError::UnauthorizedClient(_) => "unauthorized_client",
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             OAuthError::UnsupportedResponseType(_) => "unsupported_response_type",
@@ -98,6 +106,7 @@ impl OAuthError {
             | OAuthError::InsufficientScope(d)
             | OAuthError::TemporarilyUnavailable(d)
             | OAuthError::ServerError(d) => d,
+            OAuthError::RefreshReused(_) => REFRESH_INVALID,
         }
     }
 

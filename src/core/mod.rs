@@ -1,6 +1,7 @@
 //! The ground floor: everything the gateway knows about OAuth and MCP sessions, with no HTTP
 //! framework in it. Plain structs and async methods, unit-tested directly.
 //!
+//! - [`audit`]: the audit trail's lines.
 //! - [`clock`], [`revocation`]: time and the local revocation set the proxy checks.
 //! - [`model`]: the records and their storage key schema; [`error`]: the OAuth error codes.
 //! - [`store`]: the storage port (key-value trait, revocation broadcast, in-process store).
@@ -9,6 +10,7 @@
 //!   (pending authorizations and codes), [`tokens`] (issuing, rotation, revocation),
 //!   [`consent`] (remembered consent) and [`mcp_sessions`] (session → user bindings).
 
+pub mod audit;
 pub mod cimd;
 pub mod clients;
 pub mod clock;

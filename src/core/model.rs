@@ -270,6 +270,10 @@ pub struct TokenResponse {
     pub scope: String,
     /// The new refresh token.
     pub refresh_token: String,
+    /// What the access token says (user, client, service, grant), for the audit trail; never
+    /// sent.
+    #[serde(skip)]
+    pub claims: Option<AccessClaims>,
 }
 
 /// A space-separated scope string deduplicated and single-spaced, in its original order: the

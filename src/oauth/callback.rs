@@ -17,6 +17,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::actors::{GetClient, IssueCode, RecordConsent, SaveLogin, TakeLogin, TakeUpstream};
+use crate::core::audit::Event;
 use crate::core::model::{AuthCode, PendingAuthorization, UserInfo};
 use crate::core::OAuthError;
 use crate::oauth::authorize::has_consent;
@@ -26,6 +27,7 @@ use crate::state::AppState;
 use crate::upstream::UpstreamError;
 use crate::web::error_page;
 use crate::web::limits::{self, Endpoint};
+use crate::web::request_id::Caller;
 
 /// The provider's redirect back.
 #[derive(Debug, Deserialize)]
@@ -176,14 +178,40 @@ async fn finish(
 async fn complete(
     state: &AppState,
     req: &HttpRequest,
+    caller: &Caller,
     q: &CallbackQuery,
     pending: PendingAuthorization,
     login: crate::core::model::UpstreamLogin,
 ) -> Result<HttpResponse, OAuthError> {
-    let user = identify(state, q, &login).await?;
+    let user = match identify(state, q, &login).await {
+        Ok(user) => user,
+        Err(e) => {
+            state.audit.record(Event {
+                outcome: Some("failure"),
+                reason: Some(e.code()),
+                provider: Some(state.upstream.kind()),
+                client_id: Some(&pending.client_id),
+                service: Some(&pending.service_id),
+                ..caller.event("login")
+            });
+            return Err(e);
+        }
+    };
+    let person = |event| Event {
+        user_id: Some(&user.id),
+        user_email: user.email.as_deref(),
+        provider: Some(&user.provider),
+        client_id: Some(&pending.client_id),
+        service: Some(&pending.service_id),
+        ..caller.event(event)
+    };
+    state.audit.record(Event { outcome: Some("success"), ..person("login") });
     if !consent_given(state, &pending, &user).await? {
         log::info!("remembered consent was for another user; asking {} again", user.id);
         return ask_again(state, req, pending).await;
+    }
+    if pending.consented {
+        state.audit.record(Event { scope: Some(&pending.scope), ..person("consent_granted") });
     }
     finish(state, &pending, user).await
 }
@@ -199,12 +227,22 @@ async fn callback(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
             "The identity provider's response is malformed.",
         );
     };
+    let caller = Caller::of(&req, &state.settings.trusted_proxies);
+    let failed = |reason, client_id: Option<&str>| {
+        let event =
+            Event { outcome: Some("failure"), reason: Some(reason), client_id, ..caller.event("login") };
+        state.audit.record(event);
+    };
     let Some(upstream_state) = q.state.as_deref() else {
+        failed("no_state", None);
         return expired_page();
     };
     let (pending, login) = match take_pending(&state, upstream_state).await {
         Ok(Some(found)) => found,
-        Ok(None) => return expired_page(),
+        Ok(None) => {
+            failed("unknown_or_expired_state", None);
+            return expired_page();
+        }
         Err(e) => return failure_page(&e),
     };
     // Before the provider's code is redeemed and anything is recorded or redirected: only the
@@ -215,9 +253,10 @@ async fn callback(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
             "callback refused: a browser that did not approve the request (client {})",
             pending.client_id
         );
+        failed("browser_did_not_approve", Some(&pending.client_id));
         return other_browser_page();
     }
-    let result = complete(&state, &req, &q, pending.clone(), login).await;
+    let result = complete(&state, &req, &caller, &q, pending.clone(), login).await;
     result.unwrap_or_else(|e| {
         error_redirect(&state.settings, &pending.redirect_uri, &e, pending.state.as_deref())
     })

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use crate::actors::{BeginUpstream, GetLogin, SaveLogin, TakeLogin};
 use crate::config::Settings;
+use crate::core::audit::Event;
 use crate::core::model::{Client, ClientSource, PendingAuthorization, UpstreamLogin};
 use crate::core::OAuthError;
 use crate::core::{cimd, redirect_uri};
@@ -23,6 +24,7 @@ use crate::oauth::respond::{error_redirect, failure_page};
 use crate::oauth::{cookies, target};
 use crate::state::AppState;
 use crate::web::limits::{self, Endpoint};
+use crate::web::request_id::Caller;
 use crate::web::{error_page, html_escape, html_page, render};
 
 const TEMPLATE: &str = include_str!("../../static/consent.html");
@@ -215,6 +217,13 @@ async fn decide(
     } else {
         // Single use: a denied request cannot be approved later from another tab.
         let _ = state.actors.codes.send(TakeLogin { id: pending.id.clone() }).await;
+        let caller = Caller::of(req, &settings.trusted_proxies);
+        state.audit.record(Event {
+            reason: Some("denied_on_consent_page"),
+            client_id: Some(&pending.client_id),
+            service: Some(pending.service_id.as_str()).filter(|s| !s.is_empty()),
+            ..caller.event("access_denied")
+        });
         Err(OAuthError::AccessDenied("the user denied the request".into()))
     };
     result.unwrap_or_else(|e| error_redirect(settings, &pending.redirect_uri, &e, pending.state.as_deref()))

@@ -8,10 +8,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use crate::actors::RegisterClient;
+use crate::core::audit::{self, Event};
 use crate::core::model::{ClientMetadata, Registered};
 use crate::core::OAuthError;
 use crate::state::AppState;
 use crate::web::limits::{self, Endpoint};
+use crate::web::request_id::Caller;
 
 /// The 201 body: the stored metadata, and the secret once for secret-based methods.
 #[derive(Debug, Serialize)]
@@ -140,6 +142,13 @@ async fn register(
     let metadata = parse_body(&req, &body)?;
     let registered = state.actors.clients.send(RegisterClient(metadata)).await??;
     log::info!("registered client {}", registered.client.client_id);
+    let client = &registered.client;
+    let caller = Caller::of(&req, &state.settings.trusted_proxies);
+    state.audit.record(Event {
+        client_id: Some(&client.client_id),
+        client_name: client.client_name.as_deref().map(audit::short),
+        ..caller.event("client_registered")
+    });
     Ok(HttpResponse::build(StatusCode::CREATED)
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))

@@ -6,9 +6,11 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::actors::Revoke;
+use crate::core::audit::Event;
 use crate::core::OAuthError;
 use crate::oauth::token::{authenticated_token, TokenRequestForm};
 use crate::state::AppState;
+use crate::web::request_id::Caller;
 
 async fn revoke(
     state: web::Data<AppState>,
@@ -16,7 +18,18 @@ async fn revoke(
     form: web::Form<TokenRequestForm>,
 ) -> Result<HttpResponse, OAuthError> {
     let (client, token) = authenticated_token(&state, &req, form.into_inner()).await?;
-    state.actors.tokens.send(Revoke { token, client_id: client.client_id }).await??;
+    let client_id = client.client_id.clone();
+    let revoked = state.actors.tokens.send(Revoke { token, client_id: client.client_id }).await??;
+    if let Some(revoked) = revoked {
+        let caller = Caller::of(&req, &state.settings.trusted_proxies);
+        state.audit.record(Event {
+            reason: Some(revoked.token_type),
+            user_id: Some(&revoked.user_id),
+            client_id: Some(&client_id),
+            grant_id: Some(&revoked.grant_id),
+            ..caller.event("token_revoked")
+        });
+    }
     Ok(HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).finish())
 }
 

@@ -13,6 +13,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use crate::actors::{AuthenticateClient, IssueTokens, RedeemCode, RevokeFamily, RotateRefresh};
+use crate::core::audit::{self, Event};
 use crate::core::model::Redemption;
 use crate::core::model::{Client, TokenResponse};
 use crate::core::pkce;
@@ -20,6 +21,7 @@ use crate::core::OAuthError;
 use crate::oauth::resource;
 use crate::state::AppState;
 use crate::web::limits::{self, Endpoint};
+use crate::web::request_id::Caller;
 
 /// The token request. All fields optional so a missing one gets a precise error.
 #[derive(Debug, Deserialize)]
@@ -146,6 +148,7 @@ fn requested_resource(form: &TokenForm) -> Result<Option<String>, OAuthError> {
 
 async fn authorization_code(
     state: &AppState,
+    caller: &Caller,
     form: &TokenForm,
     client: &Client,
 ) -> Result<TokenResponse, OAuthError> {
@@ -157,7 +160,13 @@ async fn authorization_code(
         Redemption::Replayed { family_id } => {
             // RFC 6749 §4.1.2: a replayed code revokes what its first use issued.
             log::warn!("authorization code replayed; revoking its token family");
-            state.actors.tokens.send(RevokeFamily { family_id }).await??;
+            state.actors.tokens.send(RevokeFamily { family_id: family_id.clone() }).await??;
+            state.audit.record(Event {
+                reason: Some("authorization_code_replayed"),
+                client_id: Some(&client.client_id),
+                grant_id: Some(&family_id),
+                ..caller.event("grant_revoked")
+            });
             return Err(OAuthError::InvalidGrant("authorization code was already used".into()));
         }
         Redemption::Invalid => {
@@ -205,11 +214,35 @@ async fn token(
     let client =
         authenticate_client(&state, &req, form.client_id.as_deref(), form.client_secret.as_deref()).await?;
     may_use(&client, grant)?;
-    let tokens = if grant == "authorization_code" {
-        authorization_code(&state, &form, &client).await?
+    let caller = Caller::of(&req, &state.settings.trusted_proxies);
+    let (result, event) = if grant == "authorization_code" {
+        (authorization_code(&state, &caller, &form, &client).await, "token_issued")
     } else {
-        refresh(&state, &form, &client).await?
+        (refresh(&state, &form, &client).await, "token_refreshed")
     };
+    let tokens = result.inspect_err(|e| {
+        if let OAuthError::RefreshReused(family) = e {
+            let reuse = Event {
+                client_id: Some(&client.client_id),
+                grant_id: Some(family),
+                ..caller.event("refresh_reuse_detected")
+            };
+            state.audit.record(reuse);
+        }
+    })?;
+    if let Some(claims) = &tokens.claims {
+        state.audit.record(Event {
+            user_id: Some(&claims.sub),
+            user_email: claims.email.as_deref(),
+            provider: Some(&claims.provider),
+            client_id: Some(&claims.client_id),
+            client_name: client.client_name.as_deref().map(audit::short),
+            service: resource::service_for(&state.settings, &claims.aud).as_deref(),
+            scope: Some(&claims.scope),
+            grant_id: Some(&claims.fid),
+            ..caller.event(event)
+        });
+    }
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))

@@ -32,6 +32,7 @@ use super::streams::{Held, StreamSlot};
 use crate::config::ServiceSettings;
 use crate::core::drain::Drain;
 use crate::core::model::AccessClaims;
+use crate::web::request_id;
 
 /// What the service needs to know about the exchange besides the request itself.
 pub struct Target<'a> {
@@ -77,6 +78,10 @@ pub async fn forward(
     headers::add_forwarded(req.headers(), peer, target.origin, &mut out);
     if let Some(user) = user {
         headers::add_user_headers(user, &mut out);
+    }
+    // The request's own id, not whatever the client sent (`crate::web::request_id`).
+    if let Ok(id) = HeaderValue::from_str(&request_id::of(req)) {
+        out.push((request_id::X_REQUEST_ID, id));
     }
     let path = backend.target_with(req.query_string());
     let request = client::Request { method: req.method(), target: path.as_ref(), headers: &out };
@@ -131,6 +136,26 @@ pub async fn forward(
         // A slot is only kept by an event stream's body.
         (_, false) => stream_back(head, body),
     })
+}
+
+/// `body` read whole when it is a sized body of up to [`WHOLE_BODY_LIMIT`] bytes (what
+/// [`forward`] would read anyway), so that it can be inspected first; others stay streamed.
+pub async fn read_small(
+    req: &HttpRequest,
+    body: Body,
+    service_id: &str,
+    limit: Option<Duration>,
+) -> Result<Body, ProxyError> {
+    let Body::Stream(mut payload) = body else { return Ok(body) };
+    let RequestBody::Sized(len) = request_body(req.headers()) else { return Ok(Body::Stream(payload)) };
+    if len > WHOLE_BODY_LIMIT {
+        return Ok(Body::Stream(payload));
+    }
+    match arrived(&mut payload, len, true, limit).await {
+        Ok(bytes) => Ok(Body::Buffered(bytes)),
+        Err(Cut::TimedOut) => Err(body_timeout(service_id, Some(payload))),
+        Err(Cut::Broken) => Err(ProxyError::BadRequest("the request body could not be read")),
+    }
 }
 
 /// The 408 for a body that did not arrive in time, holding what is left of it.

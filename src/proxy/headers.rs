@@ -68,6 +68,7 @@ fn dropped_from_request(name: &str, listed: &[String]) -> bool {
                 | "x-forwarded-proto"
                 | "x-forwarded-host"
                 | "x-forwarded-port"
+                | "x-request-id"
         )
         || name.starts_with("x-user-")
         || name.as_bytes().contains(&b'_')

@@ -13,6 +13,7 @@
 //! `OPTIONS` with `Access-Control-Request-Method`) never get here: the CORS middleware answers
 //! them.
 
+pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod draining;
@@ -38,10 +39,12 @@ use self::client::{BackendUrl, Pool};
 use self::error::ProxyError;
 use self::forward::{Body, Target};
 use self::headers::ForwardedOrigin;
+use crate::actors::GetClient;
 use crate::config::{ServiceSettings, Settings};
 use crate::core::mcp_sessions::Verdict;
 use crate::core::model::AccessClaims;
 use crate::state::AppState;
+use crate::web::request_id::Caller;
 
 /// The MCP session header (lower case, as `HeaderMap` lookups want it).
 const MCP_SESSION_ID: &str = "mcp-session-id";
@@ -100,12 +103,25 @@ async fn proxy(
         true => Some(auth::authenticate(req.headers(), id, service, &state, &worker.cache)?),
         false => None,
     };
-    let body = match &user {
-        Some(claims) => admit(&req, payload, id, service, &state, claims).await?,
+    let prepared = worker.prepared.get_or_init(|| Prepared::new(settings));
+    let mut body = match &user {
+        Some(claims) => admit(&req, payload, id, service, &state, claims).await.inspect_err(|e| {
+            let caller = Caller::of(&req, &settings.trusted_proxies);
+            audit::denied(&state.audit, &caller, id, claims, e);
+        })?,
         None => Body::Stream(payload),
     };
+    let mut calls = None;
+    if let (Some(claims), true) = (&user, state.audit.is_on() && req.method() == Method::POST) {
+        body = forward::read_small(&req, body, id, prepared.body_timeout).await?;
+        let found = audit::calls_of(match &body {
+            Body::Buffered(bytes) => Some(bytes),
+            Body::Stream(_) => None,
+        });
+        let caller = Caller::of(&req, &settings.trusted_proxies);
+        calls = Some(audit::Pending::new(&state.audit, caller, id, claims, found)).filter(|p| !p.is_empty());
+    }
     let slot = streams::reserve(req.method(), user.as_deref(), settings.limits.max_streams_per_token)?;
-    let prepared = worker.prepared.get_or_init(|| Prepared::new(settings));
     let backend = prepared.backends.get(id).and_then(Option::as_ref);
     let target = Target {
         id,
@@ -115,13 +131,48 @@ async fn proxy(
         body_timeout: prepared.body_timeout,
         drain: &state.drain,
     };
-    let res = forward::forward(&worker.pool, &req, body, &target, user.as_deref(), slot).await?;
-    if let Some(claims) = &user {
-        // On refusal `res` is dropped unsent: its body with it, which closes the backend
-        // connection, and the session id never reaches the client.
-        bind_new_session(res.headers(), id, &state, claims).await?;
+    let sent = forward::forward(&worker.pool, &req, body, &target, user.as_deref(), slot);
+    let Some(mut calls) = calls else {
+        return finish(sent.await?, id, &state, user.as_deref()).await;
+    };
+    // The client's name is looked up while the backend works on the call.
+    let (res, name) = futures_util::future::join(sent, client_name(&state, &calls)).await;
+    calls.set_client_name(name);
+    let res = match res {
+        Ok(res) => finish(res, id, &state, user.as_deref()).await,
+        Err(e) => Err(e),
+    };
+    match res {
+        Ok(res) => {
+            let status = res.status().as_u16();
+            Ok(res.map_body(|_, body| audit::Recorded::new(body, calls, status)).map_into_boxed_body())
+        }
+        Err(e) => {
+            calls.record(actix_web::ResponseError::status_code(&e).as_u16());
+            Err(e)
+        }
+    }
+}
+
+/// After the backend answered: a session id it handed out is bound to the user. On refusal
+/// `res` is dropped unsent: its body with it, which closes the backend connection, and the
+/// session id never reaches the client.
+async fn finish(
+    res: HttpResponse,
+    id: &str,
+    state: &AppState,
+    user: Option<&AccessClaims>,
+) -> Result<HttpResponse, ProxyError> {
+    if let Some(claims) = user {
+        bind_new_session(res.headers(), id, state, claims).await?;
     }
     Ok(res)
+}
+
+/// The registered name of the calling client, for the audit trail.
+async fn client_name(state: &AppState, calls: &audit::Pending) -> Option<String> {
+    let msg = GetClient { client_id: calls.client_id().to_owned() };
+    state.actors.clients.send(msg).await.ok()?.ok()?.and_then(|client| client.client_name)
 }
 
 /// The Streamable HTTP transport uses POST, GET and DELETE (and HEAD is GET without a body).

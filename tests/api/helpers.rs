@@ -22,6 +22,9 @@ session_secret: "test-secret-0123456789abcdef0123456789abcdef"
 debug: true
 oauth_providers:
   dev: {}
+# The audit trail writes to stdout, past the test harness: tests that read it set a path.
+audit:
+  enabled: false
 "#;
     settings_from_yaml(yaml)
 }

@@ -9,6 +9,7 @@ mod attacks_limits;
 mod attacks_proxy;
 mod attacks_streams;
 mod attacks_tokens;
+mod audit;
 mod authorize;
 mod backend;
 mod cimd;

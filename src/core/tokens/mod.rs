@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::clock::{secs, Clock};
-use super::error::OAuthError;
+use super::error::{OAuthError, REFRESH_INVALID};
 use super::jwt::KeyRing;
 use super::model::{keys, normalize_scope, AccessClaims, AuthCode, RefreshRecord, TokenResponse};
 use super::revocation::{Revocation, RevocationSet};
@@ -173,7 +173,7 @@ impl<S: Store + Revocations> TokenService<S> {
             // Another client holding this token means it leaked: kill the family.
             log::warn!("refresh token presented by another client; revoking its family");
             self.revoke_family(&record.family_id).await?;
-            return Err(invalid_grant());
+            return Err(OAuthError::RefreshReused(record.family_id));
         }
         let scope = match check_request(req, &record) {
             Ok(scope) => scope,
@@ -217,7 +217,7 @@ impl<S: Store + Revocations> TokenService<S> {
         if marker.client_id != req.client_id || !in_grace {
             log::warn!("rotated refresh token reused; revoking its family");
             self.revoke_family(&marker.family_id).await?;
-            return Err(invalid_grant());
+            return Err(OAuthError::RefreshReused(marker.family_id));
         }
         if self.family_revoked(&marker.family_id).await? {
             return Err(invalid_grant());
@@ -278,26 +278,33 @@ impl<S: Store + Revocations> TokenService<S> {
             expires_in: (claims.exp - self.clock.now()).max(0),
             scope: claims.scope.clone(),
             refresh_token,
+            claims: Some(claims.clone()),
         })
     }
 
     /// RFC 7009. An access token of `client_id` has its `jti` revoked; a refresh token of
-    /// `client_id` revokes its family. Anything else is left alone without an error.
-    pub async fn revoke(&self, token: &str, client_id: &str) -> Result<(), OAuthError> {
+    /// `client_id` revokes its family. Anything else is left alone without an error (`None`).
+    pub async fn revoke(&self, token: &str, client_id: &str) -> Result<Option<Revoked>, OAuthError> {
         let now = self.clock.now();
         if let Ok(claims) = self.keys.verify_any_audience(token, now) {
-            if claims.client_id == client_id {
-                self.revoke_jti(&claims.jti, claims.exp).await?;
+            if claims.client_id != client_id {
+                return Ok(None);
             }
-            return Ok(());
+            self.revoke_jti(&claims.jti, claims.exp).await?;
+            return Ok(Some(Revoked {
+                token_type: "access_token",
+                user_id: claims.sub,
+                grant_id: claims.fid,
+            }));
         }
         let key = keys::refresh(&hash_token(token));
         let record: Option<RefreshRecord> = store_json::get(&self.backend, &key).await?;
-        if let Some(record) = record.filter(|r| r.client_id == client_id) {
-            self.revoke_family(&record.family_id).await?;
-            self.backend.delete(&key).await?;
-        }
-        Ok(())
+        let Some(record) = record.filter(|r| r.client_id == client_id) else {
+            return Ok(None);
+        };
+        self.revoke_family(&record.family_id).await?;
+        self.backend.delete(&key).await?;
+        Ok(Some(Revoked { token_type: "refresh_token", user_id: record.user.id, grant_id: record.family_id }))
     }
 
     async fn revoke_jti(&self, jti: &str, exp: i64) -> Result<(), OAuthError> {
@@ -415,8 +422,19 @@ fn check_request(req: &RefreshRequest<'_>, record: &RefreshRecord) -> Result<Str
     }
 }
 
+/// What a revocation hit, for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revoked {
+    /// `access_token` or `refresh_token` (which revokes the whole grant).
+    pub token_type: &'static str,
+    /// Whose it was.
+    pub user_id: String,
+    /// The grant (family) it belongs to.
+    pub grant_id: String,
+}
+
 fn invalid_grant() -> OAuthError {
-    OAuthError::InvalidGrant("refresh token is invalid, expired or revoked".into())
+    OAuthError::InvalidGrant(REFRESH_INVALID.into())
 }
 
 #[cfg(test)]

@@ -1,0 +1,279 @@
+//! Proxied MCP traffic in the audit trail: one `tool_call` line per `tools/call` message of a
+//! request (a batch gives one each), with the user, client, service, tool, JSON-RPC id, the
+//! HTTP status answered and the time until the answer ended; and an `access_denied` line for
+//! a request the proxy refused on the user's rights (scopes, another user's session).
+//!
+//! Only POST bodies read whole are inspected: sized bodies up to 64 KiB, which is every
+//! ordinary MCP message, and bodies the step-up check read. A POST whose body could not be
+//! read (larger, chunked, or not JSON-RPC the gateway can parse) is still recorded as a
+//! `tool_call` with no tool and `reason: "body_not_inspected"`, so no call escapes the trail by
+//! its framing. Arguments are never recorded.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use actix_web::body::{BodySize, MessageBody};
+use bytes::Bytes;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::error::ProxyError;
+use crate::core::audit::{self, Audit, Event};
+use crate::core::model::AccessClaims;
+use crate::web::request_id::Caller;
+
+/// The method whose `params.name` is a tool.
+const TOOLS_CALL: &str = "tools/call";
+
+/// One `tools/call` found in a body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    /// `params.name`, when a string.
+    pub tool: Option<String>,
+    /// The JSON-RPC id (absent for a notification).
+    pub id: Option<Value>,
+}
+
+/// What a request body holds for the trail.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Calls {
+    /// These tool calls (possibly none).
+    Read(Vec<ToolCall>),
+    /// The body was not inspected.
+    NotInspected,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    #[serde(default)]
+    method: Option<IgnoredOr<String>>,
+    #[serde(default)]
+    id: Option<Value>,
+    #[serde(default)]
+    params: Option<IgnoredOr<Params>>,
+}
+
+#[derive(Deserialize)]
+struct Params {
+    #[serde(default)]
+    name: Option<IgnoredOr<String>>,
+}
+
+/// A value of the expected type, or anything else (ignored).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IgnoredOr<T> {
+    Is(T),
+    #[allow(dead_code)]
+    Other(IgnoredAny),
+}
+
+impl<T> IgnoredOr<T> {
+    fn into_option(self) -> Option<T> {
+        match self {
+            IgnoredOr::Is(t) => Some(t),
+            IgnoredOr::Other(_) => None,
+        }
+    }
+}
+
+/// The tool calls in a JSON-RPC body (one message or a batch). A body serde cannot read
+/// (not JSON, a repeated key) is [`Calls::NotInspected`]: the backend may read it otherwise.
+pub fn calls_in(body: &[u8]) -> Calls {
+    let batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    let messages: Result<Vec<Message>, _> = match batch {
+        true => serde_json::from_slice(body),
+        false => serde_json::from_slice::<Message>(body).map(|m| vec![m]),
+    };
+    let Ok(messages) = messages else { return Calls::NotInspected };
+    let calls = messages
+        .into_iter()
+        .filter(|m| matches!(&m.method, Some(IgnoredOr::Is(method)) if method == TOOLS_CALL))
+        .map(|m| ToolCall {
+            tool: m
+                .params
+                .and_then(IgnoredOr::into_option)
+                .and_then(|p| p.name)
+                .and_then(IgnoredOr::into_option),
+            id: m.id,
+        })
+        .collect();
+    Calls::Read(calls)
+}
+
+/// The calls of a body the proxy holds whole, or of one it streams.
+pub fn calls_of(body: Option<&Bytes>) -> Calls {
+    match body {
+        Some(bytes) => calls_in(bytes),
+        None => Calls::NotInspected,
+    }
+}
+
+/// Everything a `tool_call` line needs but the status and duration.
+pub struct Pending {
+    audit: Audit,
+    caller: Caller,
+    service: String,
+    claims: AccessClaims,
+    client_name: Option<String>,
+    calls: Calls,
+    started: Instant,
+}
+
+impl Pending {
+    /// The request's calls, to be recorded when its answer is known.
+    pub fn new(audit: &Audit, caller: Caller, service: &str, claims: &AccessClaims, calls: Calls) -> Self {
+        Pending {
+            audit: audit.clone(),
+            caller,
+            service: service.to_owned(),
+            claims: claims.clone(),
+            client_name: None,
+            calls,
+            started: Instant::now(),
+        }
+    }
+
+    /// Whether there is anything to record.
+    pub fn is_empty(&self) -> bool {
+        matches!(&self.calls, Calls::Read(calls) if calls.is_empty())
+    }
+
+    /// The calling client's id.
+    pub fn client_id(&self) -> &str {
+        &self.claims.client_id
+    }
+
+    /// The client's registered name.
+    pub fn set_client_name(&mut self, name: Option<String>) {
+        self.client_name = name;
+    }
+
+    /// Records one line per call with `status`.
+    pub fn record(&self, status: u16) {
+        let duration = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match &self.calls {
+            Calls::Read(calls) => {
+                for call in calls {
+                    let tool = call.tool.as_deref().map(audit::short);
+                    self.audit.record(self.event(tool, call.id.as_ref(), None, status, duration));
+                }
+            }
+            Calls::NotInspected => {
+                self.audit.record(self.event(None, None, Some("body_not_inspected"), status, duration));
+            }
+        }
+    }
+
+    fn event<'a>(
+        &'a self,
+        tool: Option<&'a str>,
+        id: Option<&'a Value>,
+        reason: Option<&'a str>,
+        status: u16,
+        duration: u64,
+    ) -> Event<'a> {
+        Event {
+            reason,
+            user_id: Some(&self.claims.sub),
+            user_email: self.claims.email.as_deref(),
+            provider: Some(&self.claims.provider),
+            client_id: Some(&self.claims.client_id),
+            client_name: self.client_name.as_deref().map(audit::short),
+            service: Some(&self.service),
+            tool,
+            jsonrpc_id: id,
+            status: Some(status),
+            duration_ms: Some(duration),
+            ..self.caller.event("tool_call")
+        }
+    }
+}
+
+/// Records an `access_denied` line when `err` refused the user on their rights.
+pub fn denied(audit: &Audit, caller: &Caller, service: &str, claims: &AccessClaims, err: &ProxyError) {
+    let reason = match err {
+        ProxyError::InsufficientScope { .. } => "insufficient_scope",
+        ProxyError::ForeignSession => "mcp_session_of_another_user",
+        _ => return,
+    };
+    audit.record(Event {
+        reason: Some(reason),
+        user_id: Some(&claims.sub),
+        user_email: claims.email.as_deref(),
+        client_id: Some(&claims.client_id),
+        service: Some(service),
+        ..caller.event("access_denied")
+    });
+}
+
+/// A response body that records its request's tool calls when it ends (or is dropped: the
+/// client went away), with the duration until then.
+pub struct Recorded<B> {
+    inner: B,
+    pending: Pending,
+    status: u16,
+}
+
+impl<B> Recorded<B> {
+    /// Wraps `inner`, the body of a `status` answer.
+    pub fn new(inner: B, pending: Pending, status: u16) -> Self {
+        Recorded { inner, pending, status }
+    }
+}
+
+impl<B> Drop for Recorded<B> {
+    fn drop(&mut self) {
+        self.pending.record(self.status);
+    }
+}
+
+impl<B: MessageBody + Unpin> MessageBody for Recorded<B> {
+    type Error = B::Error;
+
+    fn size(&self) -> BodySize {
+        self.inner.size()
+    }
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_next(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn call(tool: &str, id: Value) -> ToolCall {
+        ToolCall { tool: Some(tool.into()), id: Some(id) }
+    }
+
+    #[test]
+    fn finds_tool_calls_in_one_message_and_in_batches() {
+        let one =
+            br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"add","arguments":{"a":1}}}"#;
+        assert_eq!(calls_in(one), Calls::Read(vec![call("add", json!(7))]));
+        let batch = br#" [{"jsonrpc":"2.0","id":"x","method":"tools/call","params":{"name":"a"}},
+            {"jsonrpc":"2.0","method":"notifications/initialized"},
+            {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"b"}}]"#;
+        assert_eq!(calls_in(batch), Calls::Read(vec![call("a", json!("x")), call("b", json!(2))]));
+        assert_eq!(calls_in(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#), Calls::Read(vec![]));
+    }
+
+    #[test]
+    fn escapes_and_odd_shapes_do_not_hide_a_call() {
+        // `\u002f` is `/` to every JSON reader, the backend's included.
+        let escaped = br#"{"id":1,"method":"tools\u002fcall","params":{"name":"rm"}}"#;
+        assert_eq!(calls_in(escaped), Calls::Read(vec![call("rm", json!(1))]));
+        let odd_params = br#"{"id":1,"method":"tools/call","params":[1,2]}"#;
+        assert_eq!(calls_in(odd_params), Calls::Read(vec![ToolCall { tool: None, id: Some(json!(1)) }]));
+        // A repeated key: which one wins is up to the reader, so the body counts as unread.
+        let repeated = br#"{"id":1,"method":"tools/list","method":"tools/call"}"#;
+        assert_eq!(calls_in(repeated), Calls::NotInspected);
+        assert_eq!(calls_in(b"not json"), Calls::NotInspected);
+        assert_eq!(calls_of(None), Calls::NotInspected);
+    }
+}
