@@ -10,7 +10,7 @@
 # config/compose.yaml, with host networking so that Redis is reachable at 127.0.0.1.
 # Knobs: ENGINE (docker | podman), ENGINE_FLAGS (global flags, e.g. podman's
 # "--runtime runc --cgroup-manager=cgroupfs"), BUILD_FLAGS / RUN_FLAGS (extra flags for build
-# and run, e.g. "--ulimit nofile=1024:1024 --pull=never"), PORT (default 18080), IMAGE.
+# and run, e.g. "--ulimit nofile=1024:1024 --pull=never"), PORT (default 18080), METRICS_PORT (19464), IMAGE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +21,7 @@ read -r -a RUN_EXTRA <<<"${RUN_FLAGS:-}"
 E=("$ENGINE" "${GLOBAL[@]}")
 IMAGE=${IMAGE:-mcp-gateway:smoke}
 PORT=${PORT:-18080}
+METRICS_PORT=${METRICS_PORT:-19464}
 NAME=mcp-gateway-smoke-$$
 GW=http://127.0.0.1:$PORT
 
@@ -46,6 +47,7 @@ step "run it: config/compose.yaml, Redis on the host, port $PORT"
 "${E[@]}" run -d --name "$NAME" --network host "${RUN_EXTRA[@]}" \
     -v "$PWD/config/compose.yaml:/app/config.yaml:ro" \
     -e MCP_GATEWAY_PORT="$PORT" -e REDIS_HOST=127.0.0.1 -e GATEWAY_ISSUER="$GW" \
+    -e METRICS_LISTEN="127.0.0.1:$METRICS_PORT" \
     -e EVERYTHING_URL=http://127.0.0.1:9/mcp \
     -e GOOGLE_CLIENT_ID=smoke-client -e GOOGLE_CLIENT_SECRET=smoke-secret \
     -e SESSION_SECRET="$(head -c 48 /dev/urandom | base64 | tr -d '\n')" \
@@ -76,6 +78,10 @@ challenge=$(curl -s -o /dev/null -D - -X POST "$GW/everything/mcp" -d '{}' | tr 
     || fail "401 without the discovery header: $challenge"
 printf '%-28s %s\n' "401 challenge" "${challenge#*: }"
 expect "icon" 200 "$GW/favicon.ico"
+expect "metrics (own port)" 200 "http://127.0.0.1:$METRICS_PORT/metrics"
+grep -q '^mcp_gateway_build_info' /tmp/container-smoke-body || fail "no mcp_gateway_build_info in the scrape"
+grep -E '^mcp_gateway_(proxy_requests_total|storage_operations_total)\{' /tmp/container-smoke-body | head -5
+expect "no metrics on the public port" 404 "$GW/metrics"
 
 step "the image's health check"
 "${E[@]}" exec "$NAME" mcp-gateway healthcheck || fail "mcp-gateway healthcheck inside the container"

@@ -15,11 +15,12 @@ use actix_web::middleware::{from_fn, Condition, Logger};
 use actix_web::{http, web, App, HttpServer};
 
 use crate::actors::Wiring;
-use crate::config::{CorsSettings, LogFormat, Settings};
+use crate::config::{CorsSettings, LogFormat, Settings, StorageKind};
 use crate::core::audit::{Audit, Event};
 use crate::core::drain::Drain;
 use crate::core::jwt::KeyRing;
 use crate::core::mcp_sessions::SessionBindings;
+use crate::core::metrics::Metrics;
 use crate::core::signing_keys::{self, KeyRotation};
 use crate::core::store::Revocations as _;
 use crate::core::{Clock, RevocationSet};
@@ -54,6 +55,7 @@ pub enum StartupError {
 #[derive(Clone)]
 pub struct Shutdown {
     server: ServerHandle,
+    metrics: Option<ServerHandle>,
     drain: Drain,
 }
 
@@ -64,7 +66,14 @@ impl Shutdown {
         if graceful {
             self.drain.begin();
         }
-        self.server.stop(graceful)
+        let (server, metrics) = (self.server.clone(), self.metrics.clone());
+        async move {
+            server.stop(graceful).await;
+            // Scrapes go on during the drain; the metrics listener stops last.
+            if let Some(metrics) = metrics {
+                metrics.stop(false).await;
+            }
+        }
     }
 
     /// Whether a graceful stop has begun.
@@ -77,6 +86,7 @@ impl Shutdown {
 pub struct Application {
     port: u16,
     server: Server,
+    metrics: Option<(u16, ServerHandle)>,
     state: AppState,
 }
 
@@ -90,7 +100,11 @@ impl Application {
 
     /// A handle that stops this gateway once it runs.
     pub fn shutdown_handle(&self) -> Shutdown {
-        Shutdown { server: self.server.handle(), drain: self.state.drain.clone() }
+        Shutdown {
+            server: self.server.handle(),
+            metrics: self.metrics.as_ref().map(|(_, h)| h.clone()),
+            drain: self.state.drain.clone(),
+        }
     }
 
     /// [`Application::build`] on an already connected `backend` instead of the configured
@@ -112,7 +126,11 @@ impl Application {
         settings.issuer = crate::config::effective_issuer(&settings, port);
         let settings = Arc::new(settings);
 
-        let audit = open_audit(&settings)?;
+        let metrics =
+            Metrics::new(settings.mcp_services.keys().map(String::as_str), env!("CARGO_PKG_VERSION"))
+                .map_err(|e| StartupError::Config(format!("cannot set up the metrics: {e}")))?;
+        let backend = backend.measured(&metrics);
+        let audit = open_audit(&settings)?.with_metrics(metrics.clone());
         let clock = Clock::default();
         let revoked = RevocationSet::default();
         let keys = signing_keys::load_signing_keys(&backend, &settings.issuer, clock.now())
@@ -155,6 +173,11 @@ impl Application {
             limiter,
             drain: Drain::new(Duration::from_secs(settings.runtime.shutdown_timeout)),
             audit,
+            metrics: metrics.clone(),
+        };
+        let metrics = match settings.metrics.listen.as_deref() {
+            Some(addr) => Some(serve_metrics(addr.trim(), metrics)?),
+            None => None,
         };
 
         let app_state = state.clone();
@@ -179,12 +202,17 @@ impl Application {
         .map_err(|source| StartupError::Bind { addr: format!("port {port}"), source })?
         .run();
         log::info!("mcp-gateway listening on {}:{port}, issuer {}", settings.host, settings.issuer);
-        Ok(Application { port, server, state })
+        Ok(Application { port, server, metrics, state })
     }
 
     /// The bound port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The bound port of the metrics listener, when `metrics.listen` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics.as_ref().map(|(port, _)| *port)
     }
 
     /// The shared state (tests mint tokens and move the clock through it).
@@ -196,6 +224,30 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Starts the metrics listener on `addr` (one worker: a scrape is one small request every few
+/// seconds) and returns its bound port and handle.
+fn serve_metrics(addr: &str, metrics: Metrics) -> Result<(u16, ServerHandle), StartupError> {
+    let bind_error = |source| StartupError::Bind { addr: format!("{addr} (metrics.listen)"), source };
+    let listener = TcpListener::bind(addr).map_err(bind_error)?;
+    let port = listener.local_addr().map_err(bind_error)?.port();
+    let server = HttpServer::new(move || {
+        App::new().app_data(web::Data::new(metrics.clone())).configure(crate::web::metrics::routes)
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .map_err(bind_error)?
+    .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        if let Err(e) = server.await {
+            log::error!("metrics listener stopped: {e}");
+        }
+    });
+    log::info!("metrics on http://{addr}/metrics");
+    Ok((port, handle))
 }
 
 /// Stops `shutdown` on SIGINT or SIGTERM, gracefully (both drain: an orchestrator sends SIGTERM,
@@ -295,7 +347,7 @@ async fn connect(settings: &Settings) -> Result<Connected, StartupError> {
 /// running gateway.
 pub async fn rotate_keys(settings: &Settings) -> Result<KeyRotation, StartupError> {
     let Connected { backend, fallback } = connect(settings).await?;
-    if fallback || matches!(backend, Backend::Memory(_)) {
+    if fallback || backend.kind() == StorageKind::Memory {
         return Err(StartupError::Storage(
             "rotate-keys needs a shared storage backend (storage.type redis or vault): with memory \
              storage the keys live only inside the running gateway, and a restart makes new ones"

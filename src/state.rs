@@ -9,6 +9,7 @@ use crate::core::audit::Audit;
 use crate::core::drain::Drain;
 use crate::core::jwt::KeyRing;
 use crate::core::mcp_sessions::SessionBindings;
+use crate::core::metrics::Metrics;
 use crate::core::{Clock, RevocationSet};
 use crate::storage::{Backend, Limiter};
 use crate::upstream::Upstream;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub limiter: Limiter,
     /// The shutdown drain: `/ready` and open event streams watch it.
     pub drain: Drain,
-    /// The audit trail.
+    /// The audit trail (which also counts each event in `metrics`).
     pub audit: Audit,
+    /// The Prometheus metrics.
+    pub metrics: Metrics,
 }

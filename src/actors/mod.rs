@@ -163,14 +163,13 @@ mod tests {
     use super::*;
     use crate::core::model::{ClientMetadata, Redemption};
     use crate::core::signing_keys::load_signing_keys;
-    use crate::core::store::MemoryStore;
     use crate::core::testing;
     use crate::fetch::GuardedFetch;
 
     #[actix_rt::test]
     async fn started_actors_answer_their_messages_on_every_instance() -> Result<(), OAuthError> {
         let settings = testing::settings();
-        let (clock, backend) = (Clock::default(), Backend::Memory(MemoryStore::new()));
+        let (clock, backend) = (Clock::default(), Backend::memory());
         let keys =
             load_signing_keys(&backend, &settings.issuer, clock.now()).await.map_err(OAuthError::internal)?;
         let keys = KeyRing::new(keys);

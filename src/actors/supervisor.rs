@@ -147,7 +147,7 @@ impl Actor for StorageSupervisor {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(PING_EVERY, |act, ctx| act.ping(ctx));
         // Memory keys live only here: there is no shared set to follow.
-        if self.keys.is_some() && !matches!(self.backend, Backend::Memory(_)) {
+        if self.keys.is_some() && self.backend.kind() != StorageKind::Memory {
             ctx.run_interval(KEY_POLL, |act, ctx| act.poll_keys(ctx));
         }
         if self.revoked.is_some() {

@@ -16,7 +16,7 @@ pub use expand::{expand_str, expand_value};
 pub use kinds::{ProviderKind, StorageKind, VaultAuth};
 pub use limits::{LimitSettings, Rate, TrustedProxies};
 pub use load::{ensure_session_secret, load, load_unvalidated, LoadOptions, ENV_PREFIX, WHOLE_MAP_KEYS};
-pub use observability::{AuditSettings, LogFormat, LogSettings};
+pub use observability::{AuditSettings, LogFormat, LogSettings, MetricsSettings};
 pub use render::{render, OutputFormat};
 pub use settings::*;
 pub use validate::{

@@ -1,5 +1,5 @@
-//! What the gateway tells its operator: the form of its log lines and where its audit trail
-//! goes.
+//! What the gateway tells its operator: the form of its log lines, where its audit trail
+//! goes, and where its metrics are served.
 
 use serde::{Deserialize, Serialize};
 use serde_aux::field_attributes::deserialize_bool_from_anything;
@@ -39,4 +39,13 @@ impl Default for AuditSettings {
     fn default() -> Self {
         AuditSettings { enabled: true, path: None }
     }
+}
+
+/// `metrics`: Prometheus metrics (`crate::core::metrics`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct MetricsSettings {
+    /// Address (`IP:port`) of the listener that serves `GET /metrics`; off when unset. A
+    /// listener of its own, so the metrics are never reachable through the public port.
+    pub listen: Option<String>,
 }

@@ -9,7 +9,7 @@ use serde_aux::field_attributes::{deserialize_bool_from_anything, deserialize_nu
 
 use super::kinds::{ProviderKind, StorageKind, VaultAuth};
 use super::limits::{LimitSettings, TrustedProxies};
-use super::observability::{AuditSettings, LogSettings};
+use super::observability::{AuditSettings, LogSettings, MetricsSettings};
 
 /// Everything the gateway is configured with. `Serialize` (for `check-config`) prints every
 /// secret as `[redacted]`.
@@ -64,6 +64,9 @@ pub struct Settings {
     /// The audit trail.
     #[serde(default)]
     pub audit: AuditSettings,
+    /// The Prometheus metrics listener.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
 }
 
 /// CORS, as in the older gateway.

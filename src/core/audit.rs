@@ -5,6 +5,9 @@
 //! JSON-RPC id), outcomes and reasons, a status and a duration. There is no field for a token,
 //! code, cookie, secret or tool argument, so none can be written by mistake.
 //!
+//! Every recorded event is also counted in the [`Metrics`] attached with
+//! [`Audit::with_metrics`], whether or not lines are written: one call site per fact.
+//!
 //! Each line is written whole with one `write` call under a lock, and flushed, before the
 //! event's request goes on: a crash loses no line that was reported done, and lines from
 //! several workers never interleave.
@@ -15,10 +18,13 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
+use super::metrics::Metrics;
+
 /// Where the trail goes.
 #[derive(Clone, Default)]
 pub struct Audit {
     sink: Option<Arc<Mutex<Box<dyn Write + Send>>>>,
+    metrics: Option<Metrics>,
 }
 
 impl std::fmt::Debug for Audit {
@@ -30,7 +36,7 @@ impl std::fmt::Debug for Audit {
 impl Audit {
     /// No trail.
     pub fn off() -> Self {
-        Audit { sink: None }
+        Audit { sink: None, metrics: None }
     }
 
     /// Standard output.
@@ -52,16 +58,25 @@ impl Audit {
 
     /// Any writer (tests keep the lines in memory this way).
     pub fn to(writer: Box<dyn Write + Send>) -> Self {
-        Audit { sink: Some(Arc::new(Mutex::new(writer))) }
+        Audit { sink: Some(Arc::new(Mutex::new(writer))), metrics: None }
     }
 
-    /// Whether events are recorded (callers skip work done only for the trail).
+    /// Also counts every event in `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Whether lines are written (callers skip work done only for the trail).
     pub fn is_on(&self) -> bool {
         self.sink.is_some()
     }
 
-    /// Writes `event` as one line, with the time now.
+    /// Counts `event` and writes it as one line, with the time now.
     pub fn record(&self, event: Event<'_>) {
+        if let Some(metrics) = &self.metrics {
+            metrics.count(&event);
+        }
         let Some(sink) = &self.sink else { return };
         let line = Line { time: now_rfc3339(), event };
         let mut bytes = match serde_json::to_vec(&line) {
@@ -115,11 +130,11 @@ pub struct Event<'a> {
     pub action: Option<&'a str>,
     /// `success` or `failure` for events that can go either way.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<&'a str>,
-    /// Why it failed or was refused (an OAuth error code or a short phrase; never a value
-    /// the caller sent).
+    pub outcome: Option<&'static str>,
+    /// Why it failed or was refused: an OAuth error code or a short phrase written in the
+    /// code (`'static`: never a value the caller sent; metrics use it as a label).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<&'a str>,
+    pub reason: Option<&'static str>,
     /// The user id (`{provider}_{sub}`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<&'a str>,

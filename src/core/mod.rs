@@ -1,7 +1,7 @@
 //! The ground floor: everything the gateway knows about OAuth and MCP sessions, with no HTTP
 //! framework in it. Plain structs and async methods, unit-tested directly.
 //!
-//! - [`audit`]: the audit trail's lines.
+//! - [`audit`], [`metrics`]: the audit trail's lines and the Prometheus metrics.
 //! - [`clock`], [`revocation`]: time and the local revocation set the proxy checks.
 //! - [`model`]: the records and their storage key schema; [`error`]: the OAuth error codes.
 //! - [`store`]: the storage port (key-value trait, revocation broadcast, in-process store).
@@ -20,6 +20,7 @@ pub mod drain;
 pub mod error;
 pub mod jwt;
 pub mod mcp_sessions;
+pub mod metrics;
 pub mod model;
 pub mod pkce;
 pub mod rate;

@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use super::error::ProxyError;
 use crate::core::audit::{self, Audit, Event};
+use crate::core::metrics::McpMethod;
 use crate::core::model::AccessClaims;
 use crate::web::request_id::Caller;
 
@@ -82,12 +83,25 @@ impl<T> IgnoredOr<T> {
 /// The tool calls in a JSON-RPC body (one message or a batch). A body serde cannot read
 /// (not JSON, a repeated key) is [`Calls::NotInspected`]: the backend may read it otherwise.
 pub fn calls_in(body: &[u8]) -> Calls {
+    inspect(Some(body)).0
+}
+
+/// What a body the proxy holds whole (`None`: one it streams) says, read once: its tool calls
+/// for the trail and its MCP method for the metrics.
+pub fn inspect(body: Option<&[u8]>) -> (Calls, McpMethod) {
+    let Some(body) = body else { return (Calls::NotInspected, McpMethod::Unknown) };
     let batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
     let messages: Result<Vec<Message>, _> = match batch {
         true => serde_json::from_slice(body),
         false => serde_json::from_slice::<Message>(body).map(|m| vec![m]),
     };
-    let Ok(messages) = messages else { return Calls::NotInspected };
+    let Ok(messages) = messages else { return (Calls::NotInspected, McpMethod::Unknown) };
+    let method = match (batch, messages.first().map(|m| &m.method)) {
+        (true, _) => McpMethod::Batch,
+        (false, Some(Some(IgnoredOr::Is(name)))) => McpMethod::of_name(name),
+        (false, Some(None)) => McpMethod::Response,
+        (false, _) => McpMethod::Other,
+    };
     let calls = messages
         .into_iter()
         .filter(|m| matches!(&m.method, Some(IgnoredOr::Is(method)) if method == TOOLS_CALL))
@@ -100,15 +114,7 @@ pub fn calls_in(body: &[u8]) -> Calls {
             id: m.id,
         })
         .collect();
-    Calls::Read(calls)
-}
-
-/// The calls of a body the proxy holds whole, or of one it streams.
-pub fn calls_of(body: Option<&Bytes>) -> Calls {
-    match body {
-        Some(bytes) => calls_in(bytes),
-        None => Calls::NotInspected,
-    }
+    (Calls::Read(calls), method)
 }
 
 /// Everything a `tool_call` line needs but the status and duration.
@@ -171,7 +177,7 @@ impl Pending {
         &'a self,
         tool: Option<&'a str>,
         id: Option<&'a Value>,
-        reason: Option<&'a str>,
+        reason: Option<&'static str>,
         status: u16,
         duration: u64,
     ) -> Event<'a> {
@@ -247,6 +253,20 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[test]
+    fn the_method_of_a_body_is_read_with_its_calls() {
+        let method = |body: &[u8]| inspect(Some(body)).1;
+        assert_eq!(method(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#), McpMethod::ToolsList);
+        assert_eq!(
+            method(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
+            McpMethod::Notification
+        );
+        assert_eq!(method(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#), McpMethod::Response);
+        assert_eq!(method(br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#), McpMethod::Batch);
+        assert_eq!(method(br#"{"jsonrpc":"2.0","id":1,"method":7}"#), McpMethod::Other);
+        assert_eq!(method(b"{"), McpMethod::Unknown);
+    }
+
     fn call(tool: &str, id: Value) -> ToolCall {
         ToolCall { tool: Some(tool.into()), id: Some(id) }
     }
@@ -274,6 +294,6 @@ mod tests {
         let repeated = br#"{"id":1,"method":"tools/list","method":"tools/call"}"#;
         assert_eq!(calls_in(repeated), Calls::NotInspected);
         assert_eq!(calls_in(b"not json"), Calls::NotInspected);
-        assert_eq!(calls_of(None), Calls::NotInspected);
+        assert_eq!(inspect(None), (Calls::NotInspected, McpMethod::Unknown));
     }
 }

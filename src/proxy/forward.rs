@@ -22,13 +22,14 @@ use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
+use prometheus::IntGauge;
 
 use super::client::{self, BackendUrl, ClientError, Pool, ResponseHead};
 use super::draining::Draining;
 use super::error::ProxyError;
 use super::headers;
 use super::slow_body::{Deadline, Idle, Unread};
-use super::streams::{Held, StreamSlot};
+use super::streams::{Gauged, Held, StreamSlot};
 use crate::config::ServiceSettings;
 use crate::core::drain::Drain;
 use crate::core::model::AccessClaims;
@@ -48,6 +49,8 @@ pub struct Target<'a> {
     pub body_timeout: Option<Duration>,
     /// The shutdown drain, which ends event streams cleanly.
     pub drain: &'a Drain,
+    /// The service's gauge of open event streams.
+    pub open_streams: &'a IntGauge,
 }
 
 /// The request body to send on.
@@ -125,7 +128,9 @@ pub async fn forward(
     })?;
     // An event stream without a length ends itself when the gateway drains: a `GET` (nothing
     // in progress on it) at once, anything else shortly before the drain time is up.
-    let drains = headers::is_event_stream(&head.headers) && content_length(&head.headers).is_none();
+    let event_stream = headers::is_event_stream(&head.headers);
+    let body = Gauged::new(body, event_stream.then(|| target.open_streams.clone()));
+    let drains = event_stream && content_length(&head.headers).is_none();
     let signal = || match req.method() == Method::GET {
         true => target.drain.begun(),
         false => target.drain.closing(),

@@ -28,7 +28,7 @@ pub mod streams;
 use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::http::header::{self as http_header, HeaderMap, HeaderValue};
 use actix_web::http::Method;
@@ -42,6 +42,7 @@ use self::headers::ForwardedOrigin;
 use crate::actors::GetClient;
 use crate::config::{ServiceSettings, Settings};
 use crate::core::mcp_sessions::Verdict;
+use crate::core::metrics::{McpMethod, ServiceMetrics};
 use crate::core::model::AccessClaims;
 use crate::state::AppState;
 use crate::web::request_id::Caller;
@@ -64,6 +65,8 @@ struct Prepared {
     origin: ForwardedOrigin,
     backends: HashMap<String, Option<BackendUrl>>,
     body_timeout: Option<Duration>,
+    /// Whether metrics are served (then small `POST` bodies are read for their MCP method).
+    metrics_on: bool,
 }
 
 impl Prepared {
@@ -77,6 +80,7 @@ impl Prepared {
             origin: ForwardedOrigin::from_issuer(&settings.issuer),
             backends,
             body_timeout: slow_body::limit(settings.limits.body_timeout_ms),
+            metrics_on: settings.metrics.listen.is_some(),
         }
     }
 }
@@ -86,13 +90,49 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/{service}/mcp").app_data(web::Data::new(Worker::default())).to(proxy));
 }
 
+/// Counts and times every proxied request ([`crate::core::metrics`]): by service, by the MCP
+/// method found in its body (when the body was read) and by status class, and the backend's
+/// failures.
 async fn proxy(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
     worker: web::Data<Worker>,
 ) -> Result<HttpResponse, ProxyError> {
+    let started = Instant::now();
     let id = req.match_info().get("service").unwrap_or_default();
+    let metrics = state.metrics.service(id);
+    let mut method = match *req.method() {
+        Method::GET | Method::HEAD => McpMethod::Stream,
+        Method::DELETE => McpMethod::Delete,
+        Method::POST => McpMethod::Unknown,
+        _ => McpMethod::Other,
+    };
+    let result = serve(&req, payload, &state, &worker, id, metrics, &mut method).await;
+    let status = match &result {
+        Ok(res) => res.status(),
+        Err(e) => {
+            match e {
+                ProxyError::Timeout(_) => metrics.backend_timeouts.inc(),
+                ProxyError::BadGateway(_) => metrics.backend_errors.inc(),
+                _ => {}
+            }
+            actix_web::ResponseError::status_code(e)
+        }
+    };
+    metrics.observe(method, status.as_u16(), started.elapsed());
+    result
+}
+
+async fn serve(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    worker: &Worker,
+    id: &str,
+    metrics: &ServiceMetrics,
+    method: &mut McpMethod,
+) -> Result<HttpResponse, ProxyError> {
     let settings = &state.settings;
     let service = settings.mcp_services.get(id).ok_or_else(|| ProxyError::unknown_service(id))?;
     if let Some(answer) = check_method(req.method())? {
@@ -100,26 +140,32 @@ async fn proxy(
     }
     origin::check(req.headers(), &settings.cors, settings.debug)?;
     let user = match service.auth_required {
-        true => Some(auth::authenticate(req.headers(), id, service, &state, &worker.cache)?),
+        true => Some(auth::authenticate(req.headers(), id, service, state, &worker.cache)?),
         false => None,
     };
     let prepared = worker.prepared.get_or_init(|| Prepared::new(settings));
     let mut body = match &user {
-        Some(claims) => admit(&req, payload, id, service, &state, claims).await.inspect_err(|e| {
-            let caller = Caller::of(&req, &settings.trusted_proxies);
+        Some(claims) => admit(req, payload, id, service, state, claims).await.inspect_err(|e| {
+            let caller = Caller::of(req, &settings.trusted_proxies);
             audit::denied(&state.audit, &caller, id, claims, e);
         })?,
         None => Body::Stream(payload),
     };
+    // A body is read (when small enough) for the trail's tool calls and the metrics' method.
+    let audited = state.audit.is_on() && user.is_some();
     let mut calls = None;
-    if let (Some(claims), true) = (&user, state.audit.is_on() && req.method() == Method::POST) {
-        body = forward::read_small(&req, body, id, prepared.body_timeout).await?;
-        let found = audit::calls_of(match &body {
+    if req.method() == Method::POST && (audited || prepared.metrics_on) {
+        body = forward::read_small(req, body, id, prepared.body_timeout).await?;
+        let (found, seen) = audit::inspect(match &body {
             Body::Buffered(bytes) => Some(bytes),
             Body::Stream(_) => None,
         });
-        let caller = Caller::of(&req, &settings.trusted_proxies);
-        calls = Some(audit::Pending::new(&state.audit, caller, id, claims, found)).filter(|p| !p.is_empty());
+        *method = seen;
+        if let (Some(claims), true) = (&user, audited) {
+            let caller = Caller::of(req, &settings.trusted_proxies);
+            calls =
+                Some(audit::Pending::new(&state.audit, caller, id, claims, found)).filter(|p| !p.is_empty());
+        }
     }
     let slot = streams::reserve(req.method(), user.as_deref(), settings.limits.max_streams_per_token)?;
     let backend = prepared.backends.get(id).and_then(Option::as_ref);
@@ -130,16 +176,17 @@ async fn proxy(
         origin: &prepared.origin,
         body_timeout: prepared.body_timeout,
         drain: &state.drain,
+        open_streams: &metrics.open_streams,
     };
-    let sent = forward::forward(&worker.pool, &req, body, &target, user.as_deref(), slot);
+    let sent = forward::forward(&worker.pool, req, body, &target, user.as_deref(), slot);
     let Some(mut calls) = calls else {
-        return finish(sent.await?, id, &state, user.as_deref()).await;
+        return finish(sent.await?, id, state, user.as_deref()).await;
     };
     // The client's name is looked up while the backend works on the call.
-    let (res, name) = futures_util::future::join(sent, client_name(&state, &calls)).await;
+    let (res, name) = futures_util::future::join(sent, client_name(state, &calls)).await;
     calls.set_client_name(name);
     let res = match res {
-        Ok(res) => finish(res, id, &state, user.as_deref()).await,
+        Ok(res) => finish(res, id, state, user.as_deref()).await,
         Err(e) => Err(e),
     };
     match res {

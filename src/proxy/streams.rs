@@ -24,6 +24,7 @@ use std::task::{Context, Poll};
 
 use actix_web::http::Method;
 use futures_util::Stream;
+use prometheus::IntGauge;
 
 use super::error::ProxyError;
 use crate::core::model::AccessClaims;
@@ -117,6 +118,38 @@ impl<B> Held<B> {
 }
 
 impl<B: Stream + Unpin> Stream for Held<B> {
+    type Item = B::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
+}
+
+/// A response body counted in a gauge (open event streams) for as long as it lives.
+pub struct Gauged<B> {
+    body: B,
+    gauge: Option<IntGauge>,
+}
+
+impl<B> Gauged<B> {
+    /// `body`, counted in `gauge` if any.
+    pub fn new(body: B, gauge: Option<IntGauge>) -> Self {
+        if let Some(gauge) = &gauge {
+            gauge.inc();
+        }
+        Gauged { body, gauge }
+    }
+}
+
+impl<B> Drop for Gauged<B> {
+    fn drop(&mut self) {
+        if let Some(gauge) = &self.gauge {
+            gauge.dec();
+        }
+    }
+}
+
+impl<B: Stream + Unpin> Stream for Gauged<B> {
     type Item = B::Item;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {

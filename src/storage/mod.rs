@@ -1,10 +1,13 @@
 //! The shared storage backends behind the [`Store`] port of the ground floor: Redis and
-//! Vault / OpenBao KV v2, plus the [`Backend`] enum the supervisor picks at startup (memory
-//! being [`MemoryStore`], the port's in-process implementation).
+//! Vault / OpenBao KV v2, plus the [`Backend`] the supervisor picks at startup (memory being
+//! [`MemoryStore`], the port's in-process implementation), which also counts and times every
+//! operation for the metrics.
 
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 use crate::config::{StorageKind, StorageSettings};
+use crate::core::metrics::{Metrics, StoreMetrics, StoreOp};
 use crate::core::revocation::{Revocation, RevocationSet};
 use crate::core::store::{MemoryStore, Revocations, Store, StoreError};
 
@@ -16,10 +19,18 @@ pub use rate::Limiter;
 pub use redis::RedisStore;
 pub use vault::VaultStore;
 
-/// The backend chosen at startup. An enum rather than a trait object: dispatch stays static
-/// and the traits keep their native `async` methods.
+/// The backend chosen at startup, with the metrics of its operations once
+/// [`Backend::measured`].
 #[derive(Clone)]
-pub enum Backend {
+pub struct Backend {
+    engine: Engine,
+    metrics: Option<StoreMetrics>,
+}
+
+/// What stores the data. An enum rather than a trait object: dispatch stays static and the
+/// traits keep their native `async` methods.
+#[derive(Clone)]
+pub enum Engine {
     /// In-process map; lost on restart, one instance only.
     Memory(MemoryStore),
     /// Redis (or a Redis-compatible server); shared by every gateway instance.
@@ -28,13 +39,29 @@ pub enum Backend {
     Vault(VaultStore),
 }
 
+impl From<Engine> for Backend {
+    fn from(engine: Engine) -> Self {
+        Backend { engine, metrics: None }
+    }
+}
+
 impl Backend {
+    /// A new in-process store.
+    pub fn memory() -> Self {
+        Engine::Memory(MemoryStore::new()).into()
+    }
+
+    /// What stores the data.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Which kind of backend this is.
     pub fn kind(&self) -> StorageKind {
-        match self {
-            Backend::Memory(_) => StorageKind::Memory,
-            Backend::Redis(_) => StorageKind::Redis,
-            Backend::Vault(_) => StorageKind::Vault,
+        match self.engine {
+            Engine::Memory(_) => StorageKind::Memory,
+            Engine::Redis(_) => StorageKind::Redis,
+            Engine::Vault(_) => StorageKind::Vault,
         }
     }
 
@@ -42,21 +69,46 @@ impl Backend {
     pub fn name(&self) -> &'static str {
         self.kind().as_str()
     }
+
+    /// Counts and times every operation in `metrics` (and, on Redis, how long revocations
+    /// take to arrive from other instances).
+    pub fn measured(mut self, metrics: &Metrics) -> Self {
+        let store = metrics.storage(self.name());
+        if let Engine::Redis(redis) = &mut self.engine {
+            redis.report_to(store.clone());
+        }
+        self.metrics = Some(store);
+        self
+    }
+
+    async fn timed<T>(
+        &self,
+        op: StoreOp,
+        run: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let Some(metrics) = &self.metrics else { return run.await };
+        let started = Instant::now();
+        let result = run.await;
+        metrics.observe(op, result.is_ok(), started.elapsed());
+        result
+    }
 }
 
 macro_rules! dispatch {
-    ($self:ident, $s:ident => $e:expr) => {
-        match $self {
-            Backend::Memory($s) => $e,
-            Backend::Redis($s) => $e,
-            Backend::Vault($s) => $e,
-        }
+    ($self:ident, $op:expr, $s:ident => $e:expr) => {
+        $self.timed($op, async {
+            match &$self.engine {
+                Engine::Memory($s) => $e,
+                Engine::Redis($s) => $e,
+                Engine::Vault($s) => $e,
+            }
+        })
     };
 }
 
 impl Store for Backend {
     async fn put(&self, key: &str, value: Vec<u8>, ttl: Option<Duration>) -> Result<(), StoreError> {
-        dispatch!(self, s => s.put(key, value, ttl).await)
+        dispatch!(self, StoreOp::Put, s => s.put(key, value, ttl).await).await
     }
     async fn put_if_absent(
         &self,
@@ -64,28 +116,32 @@ impl Store for Backend {
         value: Vec<u8>,
         ttl: Option<Duration>,
     ) -> Result<bool, StoreError> {
-        dispatch!(self, s => s.put_if_absent(key, value, ttl).await)
+        dispatch!(self, StoreOp::PutIfAbsent, s => s.put_if_absent(key, value, ttl).await).await
     }
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        dispatch!(self, s => s.get(key).await)
+        dispatch!(self, StoreOp::Get, s => s.get(key).await).await
     }
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        dispatch!(self, s => s.take(key).await)
+        dispatch!(self, StoreOp::Take, s => s.take(key).await).await
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        dispatch!(self, s => s.delete(key).await)
+        dispatch!(self, StoreOp::Delete, s => s.delete(key).await).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
-        dispatch!(self, s => s.ping().await)
+        dispatch!(self, StoreOp::Ping, s => s.ping().await).await
     }
 }
 
 impl Revocations for Backend {
     async fn publish_revocation(&self, rev: &Revocation) -> Result<(), StoreError> {
-        dispatch!(self, s => s.publish_revocation(rev).await)
+        dispatch!(self, StoreOp::PublishRevocation, s => s.publish_revocation(rev).await).await
     }
     fn watch_revocations(&self, into: RevocationSet) {
-        dispatch!(self, s => s.watch_revocations(into))
+        match &self.engine {
+            Engine::Memory(s) => s.watch_revocations(into),
+            Engine::Redis(s) => s.watch_revocations(into),
+            Engine::Vault(s) => s.watch_revocations(into),
+        }
     }
 }
 
@@ -106,9 +162,9 @@ pub struct ConnectError {
 /// Connects the backend named by `settings.kind`. Fails when it cannot be reached.
 pub async fn connect(settings: &StorageSettings) -> Result<Backend, StoreError> {
     match settings.kind {
-        StorageKind::Memory => Ok(Backend::Memory(MemoryStore::new())),
-        StorageKind::Redis => Ok(Backend::Redis(RedisStore::connect(&settings.redis).await?)),
-        StorageKind::Vault => Ok(Backend::Vault(VaultStore::connect(&settings.vault).await?)),
+        StorageKind::Memory => Ok(Backend::memory()),
+        StorageKind::Redis => Ok(Engine::Redis(RedisStore::connect(&settings.redis).await?).into()),
+        StorageKind::Vault => Ok(Engine::Vault(VaultStore::connect(&settings.vault).await?).into()),
     }
 }
 
@@ -133,7 +189,7 @@ pub async fn connect_checked(settings: &StorageSettings) -> Result<Connected, Co
         Ok(backend) => Ok(Connected { backend, fallback: false }),
         Err(e) if settings.fallback_to_memory => {
             log::error!("storage type '{}' cannot be used ({e}); falling back to memory", settings.kind);
-            Ok(Connected { backend: Backend::Memory(MemoryStore::new()), fallback: true })
+            Ok(Connected { backend: Backend::memory(), fallback: true })
         }
         Err(cause) => Err(ConnectError { kind: settings.kind, cause }),
     }

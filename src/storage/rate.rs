@@ -6,7 +6,7 @@ use crate::config::Rate;
 use crate::core::rate::{Decision, LocalLimiter, RateLimiter};
 use crate::core::store::StoreError;
 
-use super::{Backend, RedisStore};
+use super::{Backend, Engine, RedisStore};
 
 /// The token bucket of [`crate::core::rate::Bucket`], in Redis: a hash `{t, u}` (tokens, last
 /// update in ms) that expires once it would be full again anyway.
@@ -38,9 +38,9 @@ pub enum Limiter {
 impl Limiter {
     /// Redis buckets on Redis storage, this process's otherwise.
     pub fn for_backend(backend: &Backend) -> Self {
-        match backend {
-            Backend::Redis(redis) => Limiter::Redis(redis.clone()),
-            Backend::Memory(_) | Backend::Vault(_) => Limiter::Local(LocalLimiter::default()),
+        match backend.engine() {
+            Engine::Redis(redis) => Limiter::Redis(redis.clone()),
+            Engine::Memory(_) | Engine::Vault(_) => Limiter::Local(LocalLimiter::default()),
         }
     }
 }

@@ -14,7 +14,7 @@
 //! the start, so it learns every revocation still kept.
 
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bb8_redis::bb8::{ErrorSink, ManageConnection, Pool, RunError};
 use bb8_redis::redis::{
@@ -23,6 +23,7 @@ use bb8_redis::redis::{
 use secrecy::ExposeSecret;
 
 use crate::config::RedisSettings;
+use crate::core::metrics::StoreMetrics;
 use crate::core::revocation::{Revocation, RevocationSet};
 use crate::core::store::{Revocations, Store, StoreError};
 
@@ -46,6 +47,8 @@ pub struct RedisStore {
     /// How the revocation reader dials its own connection. Background tasks hold a `Weak` of
     /// it and stop once every clone of the store is dropped.
     dial: Arc<Dial>,
+    /// Where the revocation reader reports how late entries arrive.
+    metrics: Option<StoreMetrics>,
 }
 
 /// A client and its connect timeout.
@@ -94,7 +97,14 @@ impl RedisStore {
             last_error,
             address: address.into(),
             dial: Arc::new(Dial { client, connect_timeout }),
+            metrics: None,
         })
+    }
+
+    /// Reports revocation propagation delays to `metrics` (set before
+    /// [`Revocations::watch_revocations`]).
+    pub fn report_to(&mut self, metrics: StoreMetrics) {
+        self.metrics = Some(metrics);
     }
 
     pub(super) fn key(&self, key: &str) -> String {
@@ -261,6 +271,7 @@ impl Revocations for RedisStore {
                 )),
             stream: self.key("revocations"),
             alive: Arc::downgrade(&self.dial),
+            metrics: self.metrics.clone(),
             into,
             last_id: "0-0".into(),
         };
@@ -274,6 +285,7 @@ struct RevocationReader {
     config: AsyncConnectionConfig,
     stream: String,
     alive: Weak<Dial>,
+    metrics: Option<StoreMetrics>,
     into: RevocationSet,
     /// Id of the last entry applied; reading resumes after it.
     last_id: String,
@@ -316,11 +328,25 @@ impl RevocationReader {
             for (_, entries) in reply.into_iter().flatten() {
                 for (id, fields) in entries {
                     self.apply(&fields);
+                    self.report_delay(&id);
                     self.last_id = id;
                 }
             }
         }
         Ok(())
+    }
+
+    /// How late entry `id` arrived: a stream id starts with the Redis server's clock, in
+    /// milliseconds, when the entry was added. Entries older than a minute are the backlog
+    /// read at start or after an outage, not propagation.
+    fn report_delay(&self, id: &str) {
+        let Some(metrics) = &self.metrics else { return };
+        let Some(added_ms) = id.split('-').next().and_then(|ms| ms.parse::<u64>().ok()) else { return };
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let delay = now.saturating_sub(Duration::from_millis(added_ms));
+        if delay < Duration::from_secs(60) {
+            metrics.propagated(delay);
+        }
     }
 
     fn apply(&self, fields: &[Vec<u8>]) {

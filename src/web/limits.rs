@@ -106,6 +106,7 @@ pub async fn check(state: &AppState, endpoint: Endpoint, req: &HttpRequest) -> R
         Ok(Decision::Allowed) => Ok(()),
         Ok(Decision::Limited { retry_after }) => {
             log::info!("rate limit: {} from {ip}", endpoint.name());
+            state.metrics.rate_limited(endpoint.name());
             Err(too_many(endpoint, retry_after))
         }
         Err(e) => {

@@ -8,6 +8,7 @@ use crate::core::OAuthError;
 
 pub mod error;
 pub mod limits;
+pub mod metrics;
 pub mod request_id;
 
 /// Makes form, JSON and query parse failures `invalid_request` JSON instead of actix's text.

@@ -48,6 +48,8 @@ pub struct TestApp {
     pub state: AppState,
     /// The settings as the app runs with them (issuer filled in).
     pub settings: Arc<Settings>,
+    /// The metrics listener's port, when `metrics.listen` is set.
+    pub metrics_port: Option<u16>,
 }
 
 /// Starts the gateway with `base_settings()` changed by `adjust`.
@@ -56,10 +58,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = base_settings();
     adjust(&mut settings);
     let app = Application::build(settings).await.expect("app builds");
-    let port = app.port();
-    let state = app.state().clone();
+    let test_app = TestApp::of(&app);
     actix_web::rt::spawn(app.run_until_stopped());
-    TestApp { address: format!("http://127.0.0.1:{port}"), port, settings: state.settings.clone(), state }
+    test_app
 }
 
 /// Starts the gateway with `base_settings()`.
@@ -68,6 +69,18 @@ pub async fn spawn_app() -> TestApp {
 }
 
 impl TestApp {
+    /// What tests need of `app` (which the caller then runs).
+    pub fn of(app: &Application) -> TestApp {
+        let (port, state) = (app.port(), app.state().clone());
+        TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+            metrics_port: app.metrics_port(),
+            settings: state.settings.clone(),
+            state,
+        }
+    }
+
     /// An HTTP client that does not follow redirects (tests look at each hop).
     pub fn client(&self) -> awc::Client {
         awc::Client::builder().disable_redirects().finish()

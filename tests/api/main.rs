@@ -19,6 +19,7 @@ mod idp;
 mod info;
 mod latency;
 mod metadata;
+mod metrics;
 mod proxy;
 mod readiness;
 mod register;

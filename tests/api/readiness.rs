@@ -29,17 +29,9 @@ struct Running {
 
 /// Starts `app` as `spawn_app` does, keeping its shutdown handle and its server task.
 fn serve(app: Application) -> Running {
-    let port = app.port();
-    let state = app.state().clone();
-    let shutdown = app.shutdown_handle();
+    let (test_app, shutdown) = (TestApp::of(&app), app.shutdown_handle());
     let server = actix_web::rt::spawn(app.run_until_stopped());
-    let app = TestApp {
-        address: format!("http://127.0.0.1:{port}"),
-        port,
-        settings: state.settings.clone(),
-        state,
-    };
-    Running { app, shutdown, server }
+    Running { app: test_app, shutdown, server }
 }
 
 /// One worker (one place where every connection lives), `adjust` applied.

@@ -3,7 +3,6 @@
 //! one sharing the storage backend; with the store down, an unknown session fails closed.
 
 use mcp_gateway::config::{RedisSettings, Settings, StorageSettings};
-use mcp_gateway::core::store::MemoryStore;
 use mcp_gateway::startup::Application;
 use mcp_gateway::storage::{self, Backend};
 
@@ -153,17 +152,16 @@ async fn instance(backend: Backend, url: &str, adjust: impl FnOnce(&mut Settings
     settings.mcp_services.insert("svc".into(), service(url.to_owned()));
     adjust(&mut settings);
     let app = Application::build_with_backend(settings, backend).await.expect("app builds");
-    let port = app.port();
-    let state = app.state().clone();
+    let test_app = TestApp::of(&app);
     actix_web::rt::spawn(app.run_until_stopped());
-    TestApp { address: format!("http://127.0.0.1:{port}"), port, settings: state.settings.clone(), state }
+    test_app
 }
 
 #[actix_web::test]
 async fn a_session_opened_on_one_instance_is_refused_to_others_on_another() {
     let backend = TestBackend::start().await;
     let url = backend.url("/record");
-    let store = Backend::Memory(MemoryStore::new());
+    let store = Backend::memory();
     let first = instance(store.clone(), &url, |_| {}).await;
     let second = instance(store, &url, |_| {}).await;
 

@@ -47,6 +47,7 @@ pub fn validate(settings: &Settings) -> Result<(), ConfigError> {
     check_storage(settings)?;
     check_session_secret(settings)?;
     check_listen(settings)?;
+    check_metrics(settings)?;
     let kind = check_provider(settings)?;
     check_issuer_is_https(settings)?;
     check_services(settings, kind.as_str())?;
@@ -62,6 +63,21 @@ fn check_listen(settings: &Settings) -> Result<(), ConfigError> {
         if settings.issuer.contains('?') || settings.issuer.contains('#') {
             return Err(ConfigError::new("issuer", "must not contain a query or fragment (RFC 8414)"));
         }
+    }
+    Ok(())
+}
+
+/// `metrics.listen` is an `IP:port` to bind, and not the gateway's own port on its host.
+fn check_metrics(settings: &Settings) -> Result<(), ConfigError> {
+    let Some(listen) = settings.metrics.listen.as_deref() else { return Ok(()) };
+    let addr: std::net::SocketAddr = listen.trim().parse().map_err(|_| {
+        ConfigError::new(
+            "metrics.listen",
+            format!("'{listen}' is not an IP:port address (e.g. 127.0.0.1:9464)"),
+        )
+    })?;
+    if addr.port() == settings.port && addr.ip().to_string() == settings.host {
+        return Err(ConfigError::new("metrics.listen", "must differ from the gateway's own host and port"));
     }
     Ok(())
 }

@@ -330,3 +330,13 @@ fn an_empty_issuer_on_a_non_loopback_host_would_be_http_and_needs_debug() {
     s.host = "10.0.0.5".into();
     validate(&s).unwrap();
 }
+
+#[test]
+fn the_metrics_listener_is_an_address_of_its_own() {
+    assert!(validate(&settings("metrics: { listen: \"127.0.0.1:9464\" }")).is_ok());
+    assert!(validate(&settings("metrics: { listen: \"[::1]:9464\" }")).is_ok());
+    for bad in ["localhost:9464", "9464", "127.0.0.1", "127.0.0.1:8000"] {
+        let e = error(&settings(&format!("port: 8000\nmetrics: {{ listen: \"{bad}\" }}")));
+        assert_eq!(e.key, "metrics.listen", "{bad}");
+    }
+}
