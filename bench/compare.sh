@@ -9,7 +9,9 @@
 # examples of that build (e.g. copied out of target/release and target/release/examples). The
 # two builds alternate within every round, in turn first, against one backend. Prints a table
 # of medians. Knobs as for bench/run.sh: BENCH_DURATION, BENCH_ROUNDS, BENCH_CONNS, BENCH_CODES,
-# BENCH_CHAINS, BENCH_ROTATIONS, BENCH_REGISTRATIONS. Not part of CI.
+# BENCH_CHAINS, BENCH_ROTATIONS, BENCH_REGISTRATIONS; BENCH_AFTER_ENV, space-separated
+# NAME=value settings for the after side's gateway only (a feature the before build does not
+# know, e.g. MCP_GATEWAY__METRICS__LISTEN=127.0.0.1:19464). Not part of CI.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [[ $# == 2 ]] || { echo "usage: bench/compare.sh BEFORE_DIR AFTER_DIR" >&2; exit 2; }
@@ -26,7 +28,12 @@ GATEWAY_BIN() { echo "${SIDE_DIR[$SIDE]}/mcp-gateway"; }
 
 side_gateway() { # side storage
     SIDE=$1
+    local -a extra=()
+    [[ $1 == 1 ]] && read -r -a extra <<<"${BENCH_AFTER_ENV:-}"
+    local kv
+    for kv in "${extra[@]}"; do export "${kv?}"; done
     start_gateway "$2"
+    for kv in "${extra[@]}"; do unset "${kv%%=*}"; done
 }
 
 one_side() { # side round

@@ -5,6 +5,7 @@
 //! black-box tests in `tests/` can build the same [`startup::Application`] on port 0.
 
 pub mod actors;
+pub mod admin;
 pub mod config;
 pub mod core;
 pub mod fetch;

@@ -9,7 +9,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use mcp_gateway::admin::cli::AdminCommand;
+use mcp_gateway::admin::Admin;
 use mcp_gateway::config::{ensure_session_secret, load, render, LoadOptions, OutputFormat, Settings};
+use mcp_gateway::core::tokens::GrantFilter;
 use mcp_gateway::startup::Application;
 
 #[global_allocator]
@@ -46,6 +49,17 @@ enum Command {
     /// Add a signing key to the shared store; running gateways pick it up, and tokens signed
     /// with older keys stay valid until they expire.
     RotateKeys,
+    /// List or revoke people's grants (refresh-token families) in the shared store; running
+    /// gateways refuse a revoked grant's tokens within a second.
+    Grants {
+        #[command(subcommand)]
+        action: GrantsAction,
+    },
+    /// List or delete registered clients in the shared store.
+    Clients {
+        #[command(subcommand)]
+        action: ClientsAction,
+    },
     /// Ask a running gateway whether it is ready (`GET /ready`): exit 0 when it answers 2xx,
     /// 1 otherwise. For container health checks (the image has no curl).
     Healthcheck {
@@ -55,6 +69,63 @@ enum Command {
         /// Seconds to wait for the answer.
         #[arg(long, value_name = "S", default_value_t = 5)]
         timeout: u64,
+    },
+}
+
+/// Which grants: every option given must match.
+#[derive(clap::Args)]
+struct GrantSelection {
+    /// An email, user id (`google_…`) or provider subject.
+    #[arg(long, value_name = "EMAIL_OR_SUB")]
+    user: Option<String>,
+    /// A client id.
+    #[arg(long, value_name = "ID")]
+    client: Option<String>,
+    /// A service id.
+    #[arg(long, value_name = "ID")]
+    service: Option<String>,
+    /// A grant id.
+    #[arg(long, value_name = "ID")]
+    grant: Option<String>,
+    /// Print JSON (as the admin API answers).
+    #[arg(long)]
+    json: bool,
+}
+
+impl GrantSelection {
+    fn filter(&self) -> GrantFilter {
+        GrantFilter {
+            user: self.user.clone(),
+            client: self.client.clone(),
+            service: self.service.clone(),
+            grant: self.grant.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum GrantsAction {
+    /// List live grants.
+    List(GrantSelection),
+    /// Revoke the grants selected (at least one of --user, --client, --service, --grant).
+    Revoke(GrantSelection),
+}
+
+#[derive(Subcommand)]
+enum ClientsAction {
+    /// List registered clients.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a registration, revoke its grants and forget the consents given to it.
+    Delete {
+        /// The client id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -94,6 +165,18 @@ fn main() -> ExitCode {
         Some(Command::CheckConfig { format: Format::Yaml }) => check_config(&settings, OutputFormat::Yaml),
         Some(Command::CheckConfig { format: Format::Json }) => check_config(&settings, OutputFormat::Json),
         Some(Command::RotateKeys) => rotate_keys(&settings),
+        Some(Command::Grants { action: GrantsAction::List(sel) }) => {
+            admin(&settings, AdminCommand::ListGrants(sel.filter()), sel.json)
+        }
+        Some(Command::Grants { action: GrantsAction::Revoke(sel) }) => {
+            admin(&settings, AdminCommand::RevokeGrants(sel.filter()), sel.json)
+        }
+        Some(Command::Clients { action: ClientsAction::List { json } }) => {
+            admin(&settings, AdminCommand::ListClients, json)
+        }
+        Some(Command::Clients { action: ClientsAction::Delete { id, json } }) => {
+            admin(&settings, AdminCommand::DeleteClient(id), json)
+        }
         Some(Command::Healthcheck { url: _, timeout }) => healthcheck(&local_ready_url(&settings), timeout),
         None => serve(settings),
     }
@@ -108,6 +191,31 @@ fn check_config(settings: &Settings, format: OutputFormat) -> ExitCode {
         Err(e) => {
             eprintln!("{e}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// The `grants` and `clients` commands: exit 0 with the answer on standard output, 1 when the
+/// store cannot be used or the command fails.
+fn admin(settings: &Settings, command: AdminCommand, json: bool) -> ExitCode {
+    let result = actix_web::rt::System::new().block_on(async {
+        let (actors, audit) =
+            mcp_gateway::startup::admin_wiring(settings).await.map_err(|e| e.to_string())?;
+        let admin = Admin { actors: &actors, audit: &audit, request_id: "cli".to_owned(), client_ip: None };
+        mcp_gateway::admin::cli::run(&admin, command).await.map_err(|e| e.description().to_owned())
+    });
+    match result {
+        Ok(answer) if json => {
+            println!("{}", answer.to_json());
+            ExitCode::SUCCESS
+        }
+        Ok(answer) => {
+            print!("{}", answer.to_text());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -191,7 +191,7 @@ impl Application {
                 .wrap(Condition::new(log_access, access_log()))
                 .app_data(web::Data::new(app_state.clone()))
                 .configure(crate::web::configure_extractors)
-                .configure(routes)
+                .configure(|cfg| routes(cfg, &app_state.settings))
         })
         .on_connect(no_delay)
         .workers(workers)
@@ -331,9 +331,10 @@ pub fn open_audit(settings: &Settings) -> Result<Audit, StartupError> {
 }
 
 /// Every route of the gateway. `/{service}/mcp` comes last: it matches any service id.
-pub fn routes(cfg: &mut web::ServiceConfig) {
+pub fn routes(cfg: &mut web::ServiceConfig, settings: &Settings) {
     crate::info::routes(cfg);
     crate::oauth::routes(cfg);
+    crate::admin::api::routes(cfg, settings.admin.token.is_some());
     crate::proxy::routes(cfg);
 }
 
@@ -357,6 +358,46 @@ pub async fn rotate_keys(settings: &Settings) -> Result<KeyRotation, StartupErro
     signing_keys::rotate_in(&backend, settings.tokens.access_token_ttl, Clock::default().now())
         .await
         .map_err(|e| StartupError::Storage(e.to_string()))
+}
+
+/// What the `grants` and `clients` commands run on: the state actors over the configured
+/// shared store (one instance each), and the audit trail, on standard error unless
+/// `audit.path` is set (standard output is the command's answer). Refused on memory storage,
+/// whose state lives only inside the running gateway: its admin API does the same there.
+pub async fn admin_wiring(settings: &Settings) -> Result<(crate::actors::Actors, Audit), StartupError> {
+    let Connected { backend, fallback } = connect(settings).await?;
+    if fallback || backend.kind() == StorageKind::Memory {
+        return Err(StartupError::Storage(
+            "this command needs a shared storage backend (storage.type redis or vault): with memory \
+             storage the state lives only inside the running gateway; use its admin API (admin.token)"
+                .into(),
+        ));
+    }
+    let mut settings = settings.clone();
+    settings.issuer = crate::config::effective_issuer(&settings, settings.port);
+    let clock = Clock::default();
+    let storage_error = |e: &dyn std::fmt::Display| StartupError::Storage(e.to_string());
+    let keys = signing_keys::load_signing_keys(&backend, &settings.issuer, clock.now())
+        .await
+        .map_err(|e| storage_error(&e))?;
+    let rotation = signing_keys::load_rotation_key(&backend).await.map_err(|e| storage_error(&e))?;
+    let actors = crate::actors::start(Wiring {
+        backend,
+        fallback: false,
+        settings: Arc::new(settings.clone()),
+        clock,
+        revoked: RevocationSet::default(),
+        keys: KeyRing::new(keys),
+        rotation,
+        fetcher: Arc::new(GuardedFetch),
+        threads: 1,
+    })
+    .map_err(|e| StartupError::Config(format!("cannot start the state actors: {e}")))?;
+    let audit = match (&settings.audit.enabled, &settings.audit.path) {
+        (true, None) => Audit::to(Box::new(std::io::stderr())),
+        _ => open_audit(&settings)?,
+    };
+    Ok((actors, audit))
 }
 
 /// Records an administrator's command (`rotate-keys`, ...) in the audit trail; its request id

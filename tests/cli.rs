@@ -430,6 +430,46 @@ fn rotate_keys_adds_a_key_to_the_shared_set() {
     );
 }
 
+#[test]
+fn the_grants_and_clients_commands_refuse_memory_storage() {
+    for args in [&["grants", "list"][..], &["clients", "list"], &["grants", "revoke", "--user", "a@b.c"]] {
+        let out = run(gateway().args(args));
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("use its admin API"), "{args:?}");
+    }
+}
+
+/// Against the machine's Redis, under a prefix of its own: nothing to list yet, JSON for
+/// scripts, the audit line on standard error (standard output is the answer), and a
+/// revocation naming nobody is refused.
+#[test]
+fn the_grants_and_clients_commands_answer_from_the_shared_store() {
+    let scratch = Scratch::new();
+    let prefix = format!("cli-grants-{}-{}:", std::process::id(), free_port());
+    let yaml = format!(
+        "{GOOD_SECRET}storage:\n  type: redis\n  redis: {{ host: 127.0.0.1, port: 6379, key_prefix: \"{prefix}\" }}\n"
+    );
+    let file = scratch.file("redis.yaml", &yaml);
+    let listed = run(gateway().arg("--config").arg(&file).args(["grants", "list", "--json"]));
+    assert_eq!(listed.status.code(), Some(0), "{}", String::from_utf8_lossy(&listed.stderr));
+    let answer: Value = serde_json::from_slice(&listed.stdout).expect("stdout is the JSON answer alone");
+    assert_eq!(answer, serde_json::json!({ "grants": [] }));
+    let audited: Value = String::from_utf8_lossy(&listed.stderr)
+        .lines()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or_default();
+    assert_eq!(
+        (audited["action"].as_str(), audited["request_id"].as_str()),
+        (Some("list_grants"), Some("cli"))
+    );
+
+    let clients = run(gateway().arg("--config").arg(&file).args(["clients", "list"]));
+    assert_eq!(String::from_utf8_lossy(&clients.stdout), "no registered clients\n");
+    let everyone = run(gateway().arg("--config").arg(&file).args(["grants", "revoke"]));
+    assert_eq!(everyone.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&everyone.stderr).contains("name a user, a client, a service or a grant"));
+}
+
 /// `log.format: json`: every line the running gateway writes to stderr is one JSON object.
 #[test]
 fn json_logs_are_one_object_per_line() {

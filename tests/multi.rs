@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use backend::TestBackend;
 use flow::{add_service, AuthRequest, Browser, ConsentForm, Reply, TestClient, REDIRECT};
 use helpers::{spawn_app_with, TestApp};
+use mcp_gateway::admin::cli::AdminCommand;
 use mcp_gateway::config::{RedisSettings, Settings, StorageKind, StorageSettings, VaultSettings};
 use mcp_gateway::core::signing_keys::KEY_ACTIVATION_DELAY;
 use mcp_gateway::startup::rotate_keys;
@@ -456,4 +457,152 @@ async fn redis_outage_gives_browser_endpoints_a_retryable_page() {
     assert_outage_page(&authorize, "authorize");
     assert_outage_page(&consent, "consent");
     assert_outage_page(&callback, "callback");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cutting people off: the admin API and the `grants` command
+
+const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789abcdef";
+
+/// Two instances on `storage` with the admin API on.
+async fn admin_cluster(storage: &StorageSettings) -> (Vec<TestApp>, TestBackend) {
+    let backend = TestBackend::start().await;
+    let mut apps = Vec::new();
+    for _ in 0..2 {
+        apps.push(
+            spawn_app_with(|s| {
+                instance_settings(s, storage, &backend);
+                s.admin.token = Some(SecretString::from(ADMIN_TOKEN));
+            })
+            .await,
+        );
+    }
+    (apps, backend)
+}
+
+/// An admin API call: status and JSON body.
+async fn admin(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
+    let req = app.client().request(method, app.url(path)).bearer_auth(token);
+    let mut res = match body {
+        Some(body) => req.send_json(&body).await,
+        None => req.send().await,
+    }
+    .expect("admin call");
+    let status = res.status().as_u16();
+    let bytes = res.body().await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+/// A second client of the same person, with its tokens.
+async fn tokens_of_new_client(apps: &[TestApp]) -> (TestClient, String, String) {
+    let (client, request, code) = new_code(apps).await;
+    let (access, refresh) =
+        token_pair(&apps[0].exchange_code(&client, &code, &request.pkce.verifier, &[]).await);
+    (client, access, refresh)
+}
+
+#[actix_web::test]
+async fn the_admin_api_cuts_a_person_off_on_every_instance_within_a_second() {
+    let storage = redis_storage(6379, &unique("admin"));
+    let (apps, _backend) = admin_cluster(&storage).await;
+    let (a, b) = (&apps[0], &apps[1]);
+    let (first, first_access, first_refresh) = tokens_of_new_client(&apps).await;
+    let (second, second_access, _) = tokens_of_new_client(&apps).await;
+    for token in [&first_access, &second_access] {
+        assert_eq!(proxy(b, token).await, 200);
+    }
+
+    // Strangers get nothing, and leave an audited failure.
+    for token in ["", "wrong", &ADMIN_TOKEN[1..], &format!("{ADMIN_TOKEN}x")] {
+        let (status, body) = admin(a, "GET", "/admin/grants", token, None).await;
+        assert_eq!((status, body["error"].as_str()), (401, Some("invalid_token")), "{token:?}");
+    }
+
+    let (status, listed) = admin(a, "GET", "/admin/grants?user=MULTI@example.com", ADMIN_TOKEN, None).await;
+    assert_eq!(status, 200, "{listed}");
+    let grants = listed["grants"].as_array().unwrap();
+    assert_eq!(grants.len(), 2, "{listed}");
+    assert!(grants.iter().all(|g| g["service_id"] == "svc" && g["email"] == "multi@example.com"));
+    assert!(!listed.to_string().contains(&first_refresh), "no token in a listing");
+    let (_, only_first) =
+        admin(a, "GET", &format!("/admin/grants?client={}", first.client_id), ADMIN_TOKEN, None).await;
+    assert_eq!(only_first["grants"].as_array().map(Vec::len), Some(1));
+
+    // Revoking one client's grant on A: B refuses its tokens within a second; the other grant lives.
+    let (status, body) = admin(
+        a,
+        "POST",
+        "/admin/grants/revoke",
+        ADMIN_TOKEN,
+        Some(serde_json::json!({ "client": first.client_id })),
+    )
+    .await;
+    assert_eq!((status, body["revoked"].as_array().map(Vec::len)), (200, Some(1)), "{body}");
+    let took = until_refused(b, &first_access, Duration::from_secs(1)).await;
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    let refused = b.refresh(&first, &first_refresh, &[]).await;
+    assert_eq!((refused.status, refused.json()["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(proxy(b, &second_access).await, 200, "the other grant is untouched");
+
+    // Revoking everyone is not one request.
+    let (status, body) =
+        admin(a, "POST", "/admin/grants/revoke", ADMIN_TOKEN, Some(serde_json::json!({}))).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_request")));
+
+    // Deleting the second client: its registration, its grant, its consents.
+    let (_, clients) = admin(b, "GET", "/admin/clients", ADMIN_TOKEN, None).await;
+    let ids: Vec<&str> =
+        clients["clients"].as_array().unwrap().iter().filter_map(|c| c["client_id"].as_str()).collect();
+    assert!(ids.contains(&first.client_id.as_str()) && ids.contains(&second.client_id.as_str()), "{clients}");
+    assert!(!clients.to_string().contains("secret"), "no secret hash listed: {clients}");
+    let (status, deleted) =
+        admin(b, "DELETE", &format!("/admin/clients/{}", second.client_id), ADMIN_TOKEN, None).await;
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(deleted["registered"], true);
+    assert_eq!(deleted["grants_revoked"].as_array().map(Vec::len), Some(1));
+    assert_eq!(deleted["consents_forgotten"], 1);
+    until_refused(a, &second_access, Duration::from_secs(1)).await;
+    let (_, after) = admin(a, "GET", "/admin/grants?user=multi@example.com", ADMIN_TOKEN, None).await;
+    assert_eq!(after["grants"].as_array().map(Vec::len), Some(0), "{after}");
+}
+
+#[actix_web::test]
+async fn the_grants_command_revokes_on_running_instances_within_a_second() {
+    let storage = redis_storage(6379, &unique("cli-grants"));
+    let (apps, _backend) = cluster(2, &storage).await;
+    let (_, access, _) = tokens_of_new_client(&apps).await;
+    assert_eq!(proxy(&apps[1], &access).await, 200);
+
+    // What `mcp-gateway grants revoke --user multi@example.com` runs, against the store alone.
+    let mut settings = helpers::base_settings();
+    settings.storage = storage.clone();
+    settings.issuer = ISSUER.into();
+    add_service(&mut settings, "svc", &[]);
+    let (actors, audit) = mcp_gateway::startup::admin_wiring(&settings).await.expect("store reachable");
+    let admin = mcp_gateway::admin::Admin {
+        actors: &actors,
+        audit: &audit,
+        request_id: "cli".into(),
+        client_ip: None,
+    };
+    let user = mcp_gateway::core::tokens::GrantFilter {
+        user: Some("multi@example.com".into()),
+        ..Default::default()
+    };
+    let listed = mcp_gateway::admin::cli::run(&admin, AdminCommand::ListGrants(user.clone())).await.unwrap();
+    assert!(listed.to_text().contains("multi@example.com"), "{}", listed.to_text());
+    let revoked = mcp_gateway::admin::cli::run(&admin, AdminCommand::RevokeGrants(user)).await.unwrap();
+    assert_eq!(revoked.to_json()["revoked"].as_array().map(Vec::len), Some(1));
+
+    for app in &apps {
+        let took = until_refused(app, &access, Duration::from_secs(1)).await;
+        assert!(took < Duration::from_secs(1), "{took:?}");
+    }
 }

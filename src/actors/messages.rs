@@ -7,7 +7,7 @@ use crate::core::model::{
     AuthCode, Client, ClientMetadata, PendingAuthorization, Redemption, Registered, TokenResponse,
     UpstreamLogin,
 };
-use crate::core::tokens::Revoked;
+use crate::core::tokens::{Grant, GrantFilter, Revoked};
 use crate::core::OAuthError;
 
 // ---- ClientRegistry -------------------------------------------------------------------------
@@ -36,6 +36,19 @@ pub struct AuthenticateClient {
     pub client_id: String,
     /// The secret, from HTTP Basic or the form.
     pub client_secret: Option<String>,
+}
+
+/// Every registered client (administration).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Client>, OAuthError>")]
+pub struct ListClients;
+
+/// Remove a client's registration (administration); `true` when there was one.
+#[derive(Message)]
+#[rtype(result = "Result<bool, OAuthError>")]
+pub struct DeleteClient {
+    /// The client id.
+    pub client_id: String,
 }
 
 // ---- AuthCodes ------------------------------------------------------------------------------
@@ -128,6 +141,16 @@ pub struct RevokeFamily {
     pub family_id: String,
 }
 
+/// The live grants (token families) a filter matches (administration).
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Grant>, OAuthError>")]
+pub struct ListGrants(pub GrantFilter);
+
+/// Revoke the grants a (non-empty) filter matches, everywhere; returns them.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<Grant>, OAuthError>")]
+pub struct RevokeGrants(pub GrantFilter);
+
 /// RFC 7662: what the gateway knows of a token; `{"active": false}` for anything inactive.
 #[derive(Message)]
 #[rtype(result = "Result<serde_json::Value, OAuthError>")]
@@ -175,6 +198,14 @@ pub struct HasApprovedClient {
     /// The user.
     pub user_id: String,
     /// The client.
+    pub client_id: String,
+}
+
+/// Forget every remembered consent for a client (administration); returns how many.
+#[derive(Message)]
+#[rtype(result = "Result<usize, OAuthError>")]
+pub struct ForgetClient {
+    /// The client id.
     pub client_id: String,
 }
 

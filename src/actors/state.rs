@@ -13,9 +13,9 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::messages::{
-    AuthenticateClient, BeginUpstream, GetClient, GetLogin, HasApprovedClient, HasConsent, Introspect,
-    IssueCode, IssueTokens, RecordConsent, RedeemCode, RegisterClient, Revoke, RevokeFamily, RotateRefresh,
-    SaveLogin, TakeLogin, TakeUpstream,
+    AuthenticateClient, BeginUpstream, DeleteClient, ForgetClient, GetClient, GetLogin, HasApprovedClient,
+    HasConsent, Introspect, IssueCode, IssueTokens, ListClients, ListGrants, RecordConsent, RedeemCode,
+    RegisterClient, Revoke, RevokeFamily, RevokeGrants, RotateRefresh, SaveLogin, TakeLogin, TakeUpstream,
 };
 use crate::core::clients::ClientStore;
 use crate::core::codes::CodeStore;
@@ -73,6 +73,8 @@ state_actor!(
 handle!(ClientRegistry, RegisterClient => |s, m| s.register(m.0).await);
 handle!(ClientRegistry, GetClient => |s, m| s.get(&m.client_id).await);
 handle!(ClientRegistry, AuthenticateClient => |s, m| s.authenticate(&m.client_id, m.client_secret.as_deref()).await);
+handle!(ClientRegistry, ListClients => |s, _m| s.list().await);
+handle!(ClientRegistry, DeleteClient => |s, m| s.delete(&m.client_id).await);
 
 state_actor!(
     /// Owns pending authorizations, upstream login states and codes.
@@ -100,6 +102,8 @@ handle!(Tokens, RotateRefresh => |s, m| s.rotate(RefreshRequest {
 handle!(Tokens, Revoke => |s, m| s.revoke(&m.token, &m.client_id).await);
 handle!(Tokens, RevokeFamily => |s, m| s.revoke_family(&m.family_id).await);
 handle!(Tokens, Introspect => |s, m| s.introspect(&m.token).await);
+handle!(Tokens, ListGrants => |s, m| s.grants(&m.0).await);
+handle!(Tokens, RevokeGrants => |s, m| s.revoke_grants(&m.0).await);
 
 state_actor!(
     /// Owns remembered consent grants.
@@ -108,3 +112,4 @@ state_actor!(
 handle!(Sessions, RecordConsent => |s, m| s.record_consent(&m.user_id, &m.client_id, &m.service_id, &m.scopes).await);
 handle!(Sessions, HasConsent => |s, m| s.has_consent(&m.user_id, &m.client_id, &m.service_id, &m.scopes).await);
 handle!(Sessions, HasApprovedClient => |s, m| s.has_approved_client(&m.user_id, &m.client_id).await);
+handle!(Sessions, ForgetClient => |s, m| s.forget_client(&m.client_id).await);

@@ -67,6 +67,18 @@ pub struct Settings {
     /// The Prometheus metrics listener.
     #[serde(default)]
     pub metrics: MetricsSettings,
+    /// The admin API.
+    #[serde(default)]
+    pub admin: AdminSettings,
+}
+
+/// `admin`: the JSON admin API under `/admin/` (grants and clients), off unless `token` is set.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct AdminSettings {
+    /// The bearer token the API requires (at least 32 characters).
+    #[serde(serialize_with = "redact_opt")]
+    pub token: Option<SecretString>,
 }
 
 /// CORS, as in the older gateway.

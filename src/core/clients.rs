@@ -94,14 +94,9 @@ impl<S: Store> ClientStore<S> {
         if is_metadata_document_id(client_id) {
             return self.metadata_document(client_id).await;
         }
-        let key = keys::client(client_id);
-        let Some(mut client) = json::get::<_, Client>(&self.backend, &key).await? else { return Ok(None) };
+        let Some(mut client) = self.live(client_id).await? else { return Ok(None) };
         let Some(ttl) = self.unused_ttl() else { return Ok(Some(client)) };
-        let now = self.clock.now();
-        let last_used = if client.last_used > 0 { client.last_used } else { client.client_id_issued_at };
-        if now - last_used > secs(ttl.as_secs()) {
-            return Ok(None);
-        }
+        let (now, key) = (self.clock.now(), keys::client(client_id));
         if client.last_used == 0 || now - client.last_used > USE_RECORDED_EVERY {
             client.last_used = now;
             json::put(&self.backend, &key, &client, Some(ttl)).await?;
@@ -136,6 +131,39 @@ impl<S: Store> ClientStore<S> {
             self.documents.put(client.clone(), now, until);
         }
         Ok(Some(client))
+    }
+
+    /// Every registered client still live (metadata-document clients are not registered:
+    /// they live in the document cache and come back from their URL), by registration time.
+    pub async fn list(&self) -> Result<Vec<Client>, OAuthError> {
+        let mut found = Vec::new();
+        for key in self.backend.keys(&keys::client("")).await? {
+            let Some(id) = key.strip_prefix(keys::client("").as_str()) else { continue };
+            if let Some(client) = self.live(id).await? {
+                found.push(client);
+            }
+        }
+        found.sort_by(|a, b| {
+            (a.client_id_issued_at, &a.client_id).cmp(&(b.client_id_issued_at, &b.client_id))
+        });
+        Ok(found)
+    }
+
+    /// Removes the registration of `client_id`; returns whether there was one. Its grants and
+    /// remembered consents are the token and consent services' to end.
+    pub async fn delete(&self, client_id: &str) -> Result<bool, OAuthError> {
+        let key = keys::client(client_id);
+        Ok(self.backend.take(&key).await?.is_some())
+    }
+
+    /// A stored registration that has not expired, without recording a use.
+    async fn live(&self, client_id: &str) -> Result<Option<Client>, OAuthError> {
+        let Some(client) = json::get::<_, Client>(&self.backend, &keys::client(client_id)).await? else {
+            return Ok(None);
+        };
+        let last_used = if client.last_used > 0 { client.last_used } else { client.client_id_issued_at };
+        let expired = self.unused_ttl().is_some_and(|ttl| self.clock.now() - last_used > secs(ttl.as_secs()));
+        Ok(Some(client).filter(|_| !expired))
     }
 
     /// Authenticates a client: a public (`none`) client passes with its id alone (a secret

@@ -49,6 +49,22 @@ impl<S: Store> ConsentStore<S> {
         ConsentStore { backend, settings, clock }
     }
 
+    /// Forgets every remembered consent for `client_id` (its users are asked again); returns
+    /// how many there were.
+    pub async fn forget_client(&self, client_id: &str) -> Result<usize, OAuthError> {
+        // Keys are `consent:{user}:{hash(client)}`: the hash is the key's tail.
+        let tail = keys::consent("", client_id);
+        let tail = tail.strip_prefix(&keys::consent_prefix()).unwrap_or(&tail).to_owned();
+        let mut forgotten = 0;
+        for key in self.backend.keys(&keys::consent_prefix()).await? {
+            if key.ends_with(&tail) {
+                self.backend.delete(&key).await?;
+                forgotten += 1;
+            }
+        }
+        Ok(forgotten)
+    }
+
     /// The live record of `user_id` for `client_id`, if any.
     async fn live_record(&self, user_id: &str, client_id: &str) -> Result<Option<ConsentRecord>, OAuthError> {
         let record: Option<ConsentRecord> =

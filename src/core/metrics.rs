@@ -161,6 +161,8 @@ pub enum StoreOp {
     Ping,
     /// Revocation broadcast.
     PublishRevocation,
+    /// Key listing (administration).
+    Keys,
 }
 
 impl StoreOp {
@@ -173,6 +175,7 @@ impl StoreOp {
             StoreOp::Delete => "delete",
             StoreOp::Ping => "ping",
             StoreOp::PublishRevocation => "publish_revocation",
+            StoreOp::Keys => "keys",
         }
     }
 }

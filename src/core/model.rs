@@ -328,7 +328,11 @@ pub mod keys {
     /// values could make two (user, client) pairs share a key. The hash is fixed-length and
     /// `:`-free, which makes the split unambiguous.
     pub fn consent(user_id: &str, client_id: &str) -> String {
-        format!("consent:{user_id}:{}", hash_token(client_id))
+        format!("{}{user_id}:{}", consent_prefix(), hash_token(client_id))
+    }
+    /// What every consent key starts with.
+    pub fn consent_prefix() -> String {
+        "consent:".to_owned()
     }
     /// The user an MCP session of a service is bound to (checklist A13), by the hash
     /// ([`hash_token`]) of the session id: the id is a bearer-like secret and

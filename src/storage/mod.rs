@@ -130,6 +130,9 @@ impl Store for Backend {
     async fn ping(&self) -> Result<(), StoreError> {
         dispatch!(self, StoreOp::Ping, s => s.ping().await).await
     }
+    async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        dispatch!(self, StoreOp::Keys, s => s.keys(prefix).await).await
+    }
 }
 
 impl Revocations for Backend {

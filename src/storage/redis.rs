@@ -237,6 +237,23 @@ impl Store for RedisStore {
         self.run::<i64>(cmd).await.map(drop)
     }
 
+    async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        // SCAN with a glob of the (escaped) prefix, cursor by cursor: never KEYS, which
+        // blocks the server for the whole keyspace.
+        let pattern = format!("{}*", glob_escape(&self.key(prefix)));
+        let (mut cursor, mut found) = (0u64, Vec::new());
+        loop {
+            let mut cmd = redis::cmd("SCAN");
+            cmd.arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(1000);
+            let (next, batch): (u64, Vec<String>) = self.run(cmd).await?;
+            found.extend(batch.into_iter().filter_map(|k| k.strip_prefix(&*self.prefix).map(str::to_owned)));
+            if next == 0 {
+                return Ok(found);
+            }
+            cursor = next;
+        }
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let pong: String = self.run(redis::cmd("PING")).await?;
         if pong == "PONG" {
@@ -359,6 +376,18 @@ impl RevocationReader {
             }
         }
     }
+}
+
+/// `text` with Redis glob characters escaped, to match itself only.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^' | '-') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Makes multiplexed connections with the configured timeouts.

@@ -48,6 +48,7 @@ pub fn validate(settings: &Settings) -> Result<(), ConfigError> {
     check_session_secret(settings)?;
     check_listen(settings)?;
     check_metrics(settings)?;
+    check_admin(settings)?;
     let kind = check_provider(settings)?;
     check_issuer_is_https(settings)?;
     check_services(settings, kind.as_str())?;
@@ -78,6 +79,22 @@ fn check_metrics(settings: &Settings) -> Result<(), ConfigError> {
     })?;
     if addr.port() == settings.port && addr.ip().to_string() == settings.host {
         return Err(ConfigError::new("metrics.listen", "must differ from the gateway's own host and port"));
+    }
+    Ok(())
+}
+
+/// `admin.token`, when set, is a real secret: the API it opens revokes anyone's access.
+fn check_admin(settings: &Settings) -> Result<(), ConfigError> {
+    let Some(token) = &settings.admin.token else { return Ok(()) };
+    let token = token.expose_secret();
+    if token.trim().chars().count() < MIN_SECRET_LEN {
+        return Err(ConfigError::new(
+            "admin.token",
+            format!("is shorter than {MIN_SECRET_LEN} characters (e.g. openssl rand -base64 48)"),
+        ));
+    }
+    if EXAMPLE_SECRETS.contains(&token) || token == settings.session_secret.expose_secret() {
+        return Err(ConfigError::new("admin.token", "must be a secret of its own"));
     }
     Ok(())
 }

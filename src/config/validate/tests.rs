@@ -340,3 +340,12 @@ fn the_metrics_listener_is_an_address_of_its_own() {
         assert_eq!(e.key, "metrics.listen", "{bad}");
     }
 }
+
+#[test]
+fn the_admin_token_is_a_long_secret_of_its_own() {
+    assert!(validate(&settings("admin: { token: \"0123456789abcdef0123456789abcdefXY\" }")).is_ok());
+    for bad in ["short", GOOD_SECRET] {
+        let e = error(&settings(&format!("admin: {{ token: \"{bad}\" }}")));
+        assert_eq!(e.key, "admin.token", "{bad}");
+    }
+}

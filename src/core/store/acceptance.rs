@@ -15,6 +15,7 @@ pub async fn run_all<S: Store + Revocations>(store: Arc<S>, prefix: &str) -> Res
     concurrent_takes_yield_one(store.clone(), prefix).await?;
     put_if_absent_only_once(&*store, prefix).await?;
     ttl_expires(&*store, prefix).await?;
+    keys_by_prefix(&*store, prefix).await?;
     revocations_fan_out(&*store, &*store, prefix).await?;
     store.ping().await
 }
@@ -40,6 +41,26 @@ pub async fn revocations_fan_out<S: Revocations>(
     while !(set.contains(&early.id) && set.contains(&late.id)) {
         assert!(published.elapsed() < Duration::from_secs(1), "revocation not seen within a second");
         tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+async fn keys_by_prefix<S: Store>(s: &S, p: &str) -> Result<(), StoreError> {
+    let (a, b, other) = (format!("{p}:list:a"), format!("{p}:list:b:x"), format!("{p}:lisT:c"));
+    for k in [&a, &b, &other] {
+        s.put(k, b"v".to_vec(), Some(Duration::from_secs(60))).await?;
+    }
+    let mut found = s.keys(&format!("{p}:list:")).await?;
+    found.sort();
+    assert_eq!(found, [a.clone(), b.clone()]);
+    s.delete(&a).await?;
+    assert_eq!(s.keys(&format!("{p}:list:")).await?, std::slice::from_ref(&b));
+    // Characters that are patterns to some backends are plain here.
+    let starred = format!("{p}:li*t?[x]:");
+    s.put(&format!("{starred}1"), b"v".to_vec(), None).await?;
+    assert_eq!(s.keys(&starred).await?, [format!("{starred}1")]);
+    for k in [b, other, format!("{starred}1")] {
+        s.delete(&k).await?;
     }
     Ok(())
 }

@@ -118,6 +118,17 @@ impl Store for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let now = Instant::now();
+        let inner = self.lock();
+        Ok(inner
+            .map
+            .iter()
+            .filter(|(k, e)| k.starts_with(prefix) && e.live(now))
+            .map(|(k, _)| k.clone())
+            .collect())
+    }
 }
 
 impl Revocations for MemoryStore {

@@ -63,6 +63,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Checks the backend answers.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The keys that start with `prefix`, in no particular order. For administration (listing
+    /// grants and clients), never on a request path: it walks the keyspace. A key may have
+    /// expired by the time it is read; [`Store::get`] says.
+    fn keys(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 }
 
 /// The revocation broadcast: how a revocation made on one instance reaches the local

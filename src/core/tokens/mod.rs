@@ -35,6 +35,10 @@ use super::store::{json as store_json, ttl, Revocations, Store, RECHECK_MS};
 use crate::config::Settings;
 use crate::secret::{hash_token, random_token};
 
+mod grants;
+
+pub use grants::{Grant, GrantFilter};
+
 /// Extra seconds a revocation is kept locally past the tokens' expiry (covers the JWT
 /// verifier's clock leeway).
 const REVOCATION_MARGIN: i64 = 60;

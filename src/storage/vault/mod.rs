@@ -261,6 +261,22 @@ impl Store for VaultStore {
         // Reading a key that does not exist checks reachability, token, mount and policy.
         self.read(&self.path("\u{0}ping")).await.map(drop)
     }
+
+    async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        // One LIST of the folder; names are `k` + base64url(key), so the prefix is matched on
+        // the decoded keys. Dead entries the sweep has not removed yet are listed too.
+        let listed = vaultrs::kv2::list(&*self.client(), &self.inner.mount, &self.inner.prefix).await;
+        let names = match listed {
+            Ok(names) => names,
+            Err(e) if is_not_found(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(classify(e)),
+        };
+        let decoded = names.iter().filter_map(|n| n.strip_prefix('k')).filter_map(|encoded| {
+            let bytes = URL_SAFE_NO_PAD.decode(encoded).ok()?;
+            String::from_utf8(bytes).ok()
+        });
+        Ok(decoded.filter(|k| k.starts_with(prefix)).collect())
+    }
 }
 
 #[cfg(test)]
