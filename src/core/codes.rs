@@ -175,6 +175,7 @@ mod tests {
             consented: false,
             remembered_user: None,
             browser_hash: None,
+            account: false,
             expires_at: 0,
         }
     }

@@ -145,6 +145,10 @@ pub struct PendingAuthorization {
     /// `None` (also a record written by an earlier version) matches no browser.
     #[serde(default)]
     pub browser_hash: Option<String>,
+    /// A sign-in to the person's `/account` page rather than for a client: the callback
+    /// opens the page instead of issuing a code (client, redirect and PKCE fields are empty).
+    #[serde(default)]
+    pub account: bool,
     /// Unix time after which this request is void.
     pub expires_at: i64,
 }

@@ -119,6 +119,7 @@ fn check_request(
         consented: false,
         remembered_user: None,
         browser_hash: None,
+        account: false,
         expires_at: state.clock.now() + login_ttl,
     })
 }

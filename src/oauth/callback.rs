@@ -22,7 +22,7 @@ use crate::core::model::{AuthCode, PendingAuthorization, UserInfo};
 use crate::core::OAuthError;
 use crate::oauth::authorize::has_consent;
 use crate::oauth::respond::{error_redirect, failure_page, redirect_with};
-use crate::oauth::{consent, cookies};
+use crate::oauth::{account, consent, cookies};
 use crate::state::AppState;
 use crate::upstream::UpstreamError;
 use crate::web::error_page;
@@ -206,6 +206,9 @@ async fn complete(
         ..caller.event(event)
     };
     state.audit.record(Event { outcome: Some("success"), ..person("login") });
+    if pending.account {
+        return account::signed_in(state, &user);
+    }
     if !consent_given(state, &pending, &user).await? {
         log::info!("remembered consent was for another user; asking {} again", user.id);
         return ask_again(state, req, pending).await;
@@ -257,8 +260,9 @@ async fn callback(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse 
         return other_browser_page();
     }
     let result = complete(&state, &req, &caller, &q, pending.clone(), login).await;
-    result.unwrap_or_else(|e| {
-        error_redirect(&state.settings, &pending.redirect_uri, &e, pending.state.as_deref())
+    result.unwrap_or_else(|e| match pending.account {
+        true => failure_page(&e),
+        false => error_redirect(&state.settings, &pending.redirect_uri, &e, pending.state.as_deref()),
     })
 }
 

@@ -25,6 +25,10 @@ pub const SESSION: &str = "mcpgw_session";
 pub const BINDING: &str = "mcpgw_consent";
 /// Base name of the login cookie.
 pub const LOGIN: &str = "mcpgw_login";
+/// The `/account` page's session.
+pub const ACCOUNT: &str = "mcpgw_account";
+/// How long an `/account` sign-in lasts (seconds).
+pub const ACCOUNT_TTL: u64 = 3600;
 
 /// The cookie name as sent: `__Host-` prefixed when the gateway is served over https.
 pub fn name(settings: &Settings, base: &str) -> String {
@@ -65,16 +69,52 @@ fn build(settings: &Settings, base: &str, value: String, max_age_secs: u64) -> C
 /// The session cookie naming `user_id`, valid for `tokens.consent_ttl` from `now`. The
 /// expiry is inside the signed value too, so a kept cookie does not outlive it.
 pub fn session_cookie(settings: &Settings, user_id: &str, now: i64) -> Cookie<'static> {
-    let ttl = settings.tokens.consent_ttl;
-    let expires = now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX));
-    let payload = format!("{}~{expires}", URL_SAFE_NO_PAD.encode(user_id));
-    build(settings, SESSION, sign(settings, "session", &payload), ttl)
+    user_cookie(settings, SESSION, "session", user_id, now, settings.tokens.consent_ttl)
 }
 
 /// The user id of a valid, unexpired session cookie.
 pub fn session_user(req: &HttpRequest, settings: &Settings, now: i64) -> Option<String> {
-    let cookie = req.cookie(&name(settings, SESSION))?;
-    let payload = verify(settings, "session", cookie.value())?;
+    cookie_user(req, settings, SESSION, "session", now)
+}
+
+/// The `/account` page's own session: a fresh sign-in, for [`ACCOUNT_TTL`] seconds (the
+/// consent session above is long-lived and may be another person's on a shared browser).
+pub fn account_cookie(settings: &Settings, user_id: &str, now: i64) -> Cookie<'static> {
+    user_cookie(settings, ACCOUNT, "account", user_id, now, ACCOUNT_TTL)
+}
+
+/// The user id of a valid, unexpired account cookie.
+pub fn account_user(req: &HttpRequest, settings: &Settings, now: i64) -> Option<String> {
+    cookie_user(req, settings, ACCOUNT, "account", now)
+}
+
+/// The CSRF token of the account page's revoke form for `grant_id`, tied to `user_id`.
+pub fn account_csrf(settings: &Settings, user_id: &str, grant_id: &str) -> String {
+    mac(settings, "account-csrf", &format!("{user_id}\n{grant_id}"))
+}
+
+fn user_cookie(
+    settings: &Settings,
+    base: &str,
+    purpose: &str,
+    user_id: &str,
+    now: i64,
+    ttl: u64,
+) -> Cookie<'static> {
+    let expires = now.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX));
+    let payload = format!("{}~{expires}", URL_SAFE_NO_PAD.encode(user_id));
+    build(settings, base, sign(settings, purpose, &payload), ttl)
+}
+
+fn cookie_user(
+    req: &HttpRequest,
+    settings: &Settings,
+    base: &str,
+    purpose: &str,
+    now: i64,
+) -> Option<String> {
+    let cookie = req.cookie(&name(settings, base))?;
+    let payload = verify(settings, purpose, cookie.value())?;
     let (user, expires) = payload.split_once('~')?;
     if expires.parse::<i64>().ok()? < now {
         return None;

@@ -1,6 +1,7 @@
 //! The authorization server: metadata, registration, authorization, consent, callback,
 //! token, revocation and introspection endpoints, and the pieces they share.
 
+pub mod account;
 pub mod authorize;
 pub mod callback;
 pub mod consent;
@@ -26,4 +27,5 @@ pub fn routes(cfg: &mut actix_web::web::ServiceConfig) {
     revoke::routes(cfg);
     introspect::routes(cfg);
     dev_login::routes(cfg);
+    account::routes(cfg);
 }

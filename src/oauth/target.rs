@@ -145,6 +145,7 @@ mod tests {
             consented: false,
             remembered_user: None,
             browser_hash: None,
+            account: false,
             expires_at: 0,
         };
         let bound = bind_service(&s, pending(""), "b").unwrap_or_else(|e| panic!("{e:?}"));
