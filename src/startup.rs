@@ -130,7 +130,7 @@ impl Application {
             Metrics::new(settings.mcp_services.keys().map(String::as_str), env!("CARGO_PKG_VERSION"))
                 .map_err(|e| StartupError::Config(format!("cannot set up the metrics: {e}")))?;
         let backend = backend.measured(&metrics);
-        let audit = open_audit(&settings)?.with_metrics(metrics.clone());
+        let audit = open_audit(&settings)?.counted_by(Arc::new(metrics.clone()));
         let clock = Clock::default();
         let revoked = RevocationSet::default();
         let keys = signing_keys::load_signing_keys(&backend, &settings.issuer, clock.now())

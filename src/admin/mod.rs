@@ -122,15 +122,7 @@ impl Admin<'_> {
 
     fn revoked(&self, grants: &[Grant]) {
         for g in grants {
-            self.audit.record(Event {
-                reason: Some("revoked_by_admin"),
-                user_id: Some(&g.user_id),
-                user_email: g.email.as_deref(),
-                client_id: Some(&g.client_id),
-                service: Some(&g.service_id),
-                grant_id: Some(&g.grant_id),
-                ..self.event("grant_revoked")
-            });
+            self.audit.record(g.revoked_event("revoked_by_admin", self.event("grant_revoked")));
         }
     }
 

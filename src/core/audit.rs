@@ -5,8 +5,9 @@
 //! JSON-RPC id), outcomes and reasons, a status and a duration. There is no field for a token,
 //! code, cookie, secret or tool argument, so none can be written by mistake.
 //!
-//! Every recorded event is also counted in the [`Metrics`] attached with
-//! [`Audit::with_metrics`], whether or not lines are written: one call site per fact.
+//! Every recorded event is also counted by the [`Counter`] attached with
+//! [`Audit::counted_by`] (the metrics), whether or not lines are written: one call site per
+//! fact.
 //!
 //! Each line is written whole with one `write` call under a lock, and flushed, before the
 //! event's request goes on: a crash loses no line that was reported done, and lines from
@@ -18,13 +19,17 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use super::metrics::Metrics;
+/// What counts events besides the trail (the metrics, `crate::core::metrics`).
+pub trait Counter: Send + Sync {
+    /// Counts one event.
+    fn count(&self, event: &Event<'_>);
+}
 
 /// Where the trail goes.
 #[derive(Clone, Default)]
 pub struct Audit {
     sink: Option<Arc<Mutex<Box<dyn Write + Send>>>>,
-    metrics: Option<Metrics>,
+    counter: Option<Arc<dyn Counter>>,
 }
 
 impl std::fmt::Debug for Audit {
@@ -36,7 +41,7 @@ impl std::fmt::Debug for Audit {
 impl Audit {
     /// No trail.
     pub fn off() -> Self {
-        Audit { sink: None, metrics: None }
+        Audit { sink: None, counter: None }
     }
 
     /// Standard output.
@@ -58,12 +63,12 @@ impl Audit {
 
     /// Any writer (tests keep the lines in memory this way).
     pub fn to(writer: Box<dyn Write + Send>) -> Self {
-        Audit { sink: Some(Arc::new(Mutex::new(writer))), metrics: None }
+        Audit { sink: Some(Arc::new(Mutex::new(writer))), counter: None }
     }
 
-    /// Also counts every event in `metrics`.
-    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
-        self.metrics = Some(metrics);
+    /// Also counts every event with `counter`.
+    pub fn counted_by(mut self, counter: Arc<dyn Counter>) -> Self {
+        self.counter = Some(counter);
         self
     }
 
@@ -74,8 +79,8 @@ impl Audit {
 
     /// Counts `event` and writes it as one line, with the time now.
     pub fn record(&self, event: Event<'_>) {
-        if let Some(metrics) = &self.metrics {
-            metrics.count(&event);
+        if let Some(counter) = &self.counter {
+            counter.count(&event);
         }
         let Some(sink) = &self.sink else { return };
         let line = Line { time: now_rfc3339(), event };

@@ -6,7 +6,7 @@
 //!
 //! Cost: the proxy's per-service handles ([`ServiceMetrics`]) are resolved once, so a proxied
 //! request pays one map read for its service and a few atomic increments; the security events
-//! are counted where they are audited ([`Metrics::count`], called by
+//! are counted where they are audited (this module's [`Counter`], called by
 //! [`crate::core::audit::Audit::record`]), so each fact is reported in one place for both.
 //! Series appear on first use, so a scrape lists what happened, not every combination.
 
@@ -19,7 +19,7 @@ use prometheus::{
     TextEncoder,
 };
 
-use super::audit::Event;
+use super::audit::{Counter, Event};
 
 /// Label value of a service, provider or reason outside the known set.
 pub const OTHER: &str = "_other";
@@ -381,8 +381,22 @@ impl Metrics {
         self.inner.families.rate_limited.with_label_values(&[endpoint]).inc();
     }
 
+    fn service_label<'a>(&'a self, service: Option<&str>) -> &'a str {
+        match service {
+            None | Some("") => "",
+            Some(id) => self.inner.services.get_key_value(id).map_or(OTHER, |(k, _)| k.as_str()),
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> prometheus::Result<String> {
+        TextEncoder::new().encode_to_string(&self.inner.registry.gather())
+    }
+}
+
+impl Counter for Metrics {
     /// Counts an audited event (see the module docs).
-    pub fn count(&self, event: &Event<'_>) {
+    fn count(&self, event: &Event<'_>) {
         let f = &self.inner.families;
         let service = || self.service_label(event.service);
         let reason = || event.reason.unwrap_or("");
@@ -401,18 +415,6 @@ impl Metrics {
             "grant_revoked" => f.grants_revoked.with_label_values(&[reason()]).inc(),
             _ => {}
         }
-    }
-
-    fn service_label<'a>(&'a self, service: Option<&str>) -> &'a str {
-        match service {
-            None | Some("") => "",
-            Some(id) => self.inner.services.get_key_value(id).map_or(OTHER, |(k, _)| k.as_str()),
-        }
-    }
-
-    /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> prometheus::Result<String> {
-        TextEncoder::new().encode_to_string(&self.inner.registry.gather())
     }
 }
 

@@ -13,7 +13,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::actors::{GetClient, ListGrants, RevokeGrants};
-use crate::core::audit::Event;
 use crate::core::model::{PendingAuthorization, UserInfo};
 use crate::core::tokens::{Grant, GrantFilter};
 use crate::core::OAuthError;
@@ -168,15 +167,7 @@ async fn revoke(state: web::Data<AppState>, req: HttpRequest, form: web::Form<Re
         Ok(revoked) => {
             if let Some(g) = revoked {
                 let caller = Caller::of(&req, &state.settings.trusted_proxies);
-                state.audit.record(Event {
-                    reason: Some("revoked_by_user"),
-                    user_id: Some(&g.user_id),
-                    user_email: g.email.as_deref(),
-                    client_id: Some(&g.client_id),
-                    service: Some(&g.service_id),
-                    grant_id: Some(&g.grant_id),
-                    ..caller.event("grant_revoked")
-                });
+                state.audit.record(g.revoked_event("revoked_by_user", caller.event("grant_revoked")));
             }
             HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, "/account"))

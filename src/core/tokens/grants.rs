@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::TokenService;
+use crate::core::audit::Event;
 use crate::core::clock::secs;
 use crate::core::error::OAuthError;
 use crate::core::model::{keys, RefreshRecord};
@@ -52,6 +53,22 @@ pub struct GrantFilter {
     pub service: Option<String>,
     /// A grant id.
     pub grant: Option<String>,
+}
+
+impl Grant {
+    /// The `grant_revoked` audit line of this grant, for `reason`, over `base` (the caller's
+    /// event of that kind).
+    pub fn revoked_event<'a>(&'a self, reason: &'static str, base: Event<'a>) -> Event<'a> {
+        Event {
+            reason: Some(reason),
+            user_id: Some(&self.user_id),
+            user_email: self.email.as_deref(),
+            client_id: Some(&self.client_id),
+            service: Some(&self.service_id),
+            grant_id: Some(&self.grant_id),
+            ..base
+        }
+    }
 }
 
 impl GrantFilter {
