@@ -177,20 +177,39 @@ async fn a_pooled_connection_the_backend_closed_is_not_used() {
     assert_eq!(wire.accepted(), 3);
 }
 
-#[actix_web::test]
-async fn a_request_is_sent_again_when_a_reused_connection_breaks_before_any_answer() {
-    // Each connection answers its first request, then drops the next one unanswered (the race
-    // of a backend closing an idle connection just as the gateway reuses it).
-    let wire = Wire::start(|_, n| match n {
+/// Each connection answers its first request, then reads the next one whole and closes without
+/// a word: the race of a backend closing an idle connection as the gateway reuses it, and
+/// also a backend that ran a `tools/call` and died before answering.
+fn answers_once(_: usize, n: usize) -> Reply {
+    match n {
         0 => Reply { pieces: vec![b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"], close: false },
         _ => Reply { pieces: vec![], close: true },
-    })
-    .await;
-    let app = wire_gateway(&wire).await;
-    for _ in 0..3 {
-        assert_eq!(call(&app).await, (200, "ok".to_owned()));
     }
-    assert_eq!(wire.accepted(), 3, "every retry opened a new connection");
+}
+
+#[actix_web::test]
+async fn a_post_the_backend_received_whole_is_never_sent_twice() {
+    let wire = Wire::start(answers_once).await;
+    let app = wire_gateway(&wire).await;
+    assert_eq!(call(&app).await, (200, "ok".to_owned()));
+    let (status, _) = call(&app).await;
+
+    assert_eq!(status, 502, "the backend may have run it: no second copy");
+    assert_eq!(wire.requests.lock().unwrap().len(), 2, "two calls, two requests, none repeated");
+    assert_eq!(wire.accepted(), 1);
+}
+
+#[actix_web::test]
+async fn a_get_is_sent_again_when_a_reused_connection_breaks_before_any_answer() {
+    let wire = Wire::start(answers_once).await;
+    let app = wire_gateway(&wire).await;
+    let token = token_for(&app, "svc");
+    for _ in 0..3 {
+        let mut res = app.client().get(app.url("/svc/mcp")).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        assert_eq!(res.body().await.unwrap(), "ok");
+    }
+    assert_eq!(wire.accepted(), 3, "each retry of an idempotent request opened a new connection");
 }
 
 #[actix_web::test]

@@ -18,7 +18,9 @@ const MAX_HEAD: usize = 64 * 1024;
 
 pub(super) struct Failure {
     pub(super) err: ClientError,
-    /// Nothing of a response arrived: the request can be sent again if its body can.
+    /// The backend cannot have acted on the request (its bytes did not all go out), or it may
+    /// have but the request is idempotent and nothing of a response arrived: it can be sent
+    /// again on a new connection if its body can.
     pub(super) retryable: bool,
 }
 
@@ -29,10 +31,15 @@ impl From<ClientError> for Failure {
 }
 
 /// Writes the request and reads the response head. Returns the bytes read past the head.
+/// `idempotent`: whether the request may run twice (RFC 9110 §9.2.2). A connection that ends
+/// after the whole request went out, with no answer, may have run it (a backend that executed
+/// a `tools/call` and closed), so only an idempotent request is then marked retryable
+/// (RFC 9112 §9.3.1).
 pub(super) async fn exchange<S, E>(
     mut conn: Conn,
     head: &BytesMut,
     body: &mut RequestBody<S>,
+    idempotent: bool,
 ) -> Result<(Conn, ParsedHead, Bytes), Failure>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -75,11 +82,13 @@ where
     loop {
         let n = match conn.read_buf(&mut buf).await {
             Ok(n) => n,
-            Err(err) => return Err(Failure { err: ClientError::Io(err), retryable: buf.is_empty() }),
+            Err(err) => {
+                return Err(Failure { err: ClientError::Io(err), retryable: idempotent && buf.is_empty() })
+            }
         };
         if n == 0 {
             let err = ClientError::Io(io::ErrorKind::UnexpectedEof.into());
-            return Err(Failure { err, retryable: buf.is_empty() });
+            return Err(Failure { err, retryable: idempotent && buf.is_empty() });
         }
         while let Some((parsed, len)) = parse_head(&buf)? {
             buf.advance(len);

@@ -106,11 +106,13 @@ where
 {
     let head = encode_head(&req, url, &body);
     let no_body = *req.method == Method::HEAD;
+    let idempotent = matches!(*req.method, Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS);
     let mut body = body;
     // A pooled connection the backend closed between our check and its write fails before any
-    // response byte: a body known in full is then sent once more on a new connection.
+    // response byte: a body known in full is then sent once more on a new connection, when
+    // the backend cannot have run it or running it twice is harmless (see `exchange`).
     if let Some(conn) = pool.take(&url.origin) {
-        match exchange(conn, &head, &mut body).await {
+        match exchange(conn, &head, &mut body, idempotent).await {
             Ok((conn, response_head, rest)) => {
                 return Ok(finish(pool, url, conn, response_head, rest, no_body));
             }
@@ -123,7 +125,8 @@ where
         }
     }
     let conn = pool.connect(&url.origin).await?;
-    let (conn, response_head, rest) = exchange(conn, &head, &mut body).await.map_err(|f| f.err)?;
+    let (conn, response_head, rest) =
+        exchange(conn, &head, &mut body, idempotent).await.map_err(|f| f.err)?;
     Ok(finish(pool, url, conn, response_head, rest, no_body))
 }
 
