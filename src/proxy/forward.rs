@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use actix_web::http::Method;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
@@ -128,9 +128,14 @@ pub async fn forward(
     })?;
     // An event stream without a length ends itself when the gateway drains: a `GET` (nothing
     // in progress on it) at once, anything else shortly before the drain time is up.
+    let mut head = head;
+    if req.method() == Method::HEAD {
+        // No body comes, but the answer says how long a `GET`'s would be.
+        head.body_length = content_length(&head.headers);
+    }
     let event_stream = headers::is_event_stream(&head.headers);
     let body = Gauged::new(body, event_stream.then(|| target.open_streams.clone()));
-    let drains = event_stream && content_length(&head.headers).is_none();
+    let drains = event_stream && head.body_length.is_none();
     let signal = || match req.method() == Method::GET {
         true => target.drain.begun(),
         false => target.drain.closing(),
@@ -277,7 +282,12 @@ where
         ));
         builder.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-cache")));
     }
-    match content_length(&head.headers) {
+    let no_body = head.status.is_informational()
+        || head.status == StatusCode::NO_CONTENT
+        || head.status == StatusCode::NOT_MODIFIED;
+    match head.body_length {
+        // The body (already complete) is dropped here; its connection went back to the pool.
+        _ if no_body => builder.finish(),
         Some(len) => builder.body(SizedStream::new(len, body)),
         None => builder.streaming(body),
     }

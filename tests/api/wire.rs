@@ -233,3 +233,38 @@ async fn a_malformed_response_is_502() {
     assert_eq!(status, 502, "{body}");
     assert!(body.contains("'svc'"), "{body}");
 }
+
+#[actix_web::test]
+async fn transfer_encoding_wins_over_a_content_length_beside_it() {
+    // RFC 9112 §6.3: with both, the body is chunked and the length is to be ignored.
+    let wire = Wire::start(|_, _| Reply {
+        pieces: vec![b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n5\r\nhello\r\n", b"0\r\n\r\n"],
+        close: false,
+    })
+    .await;
+    let app = wire_gateway(&wire).await;
+    for _ in 0..2 {
+        assert_eq!(call(&app).await, (200, "hello".to_owned()), "not cut at 3 bytes, and it ends");
+    }
+    assert_eq!(wire.accepted(), 1);
+}
+
+#[actix_web::test]
+async fn a_204_or_304_with_a_content_length_has_a_head_and_no_body() {
+    let wire = Wire::start(|_, n| Reply {
+        pieces: vec![match n {
+            0 => b"HTTP/1.1 204 No Content\r\ncontent-length: 5\r\n\r\n",
+            1 => b"HTTP/1.1 304 Not Modified\r\ncontent-length: 7\r\netag: \"x\"\r\n\r\n",
+            _ => b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+        }],
+        close: false,
+    })
+    .await;
+    let app = wire_gateway(&wire).await;
+    let (status, body) = tokio::time::timeout(Duration::from_secs(3), call(&app)).await.expect("a 204 answer");
+    assert_eq!((status, body.as_str()), (204, ""));
+    let (status, body) = tokio::time::timeout(Duration::from_secs(3), call(&app)).await.expect("a 304 answer");
+    assert_eq!((status, body.as_str()), (304, ""));
+    assert_eq!(call(&app).await, (200, "ok".to_owned()), "the connection stayed in step");
+    assert_eq!(wire.accepted(), 1);
+}

@@ -46,7 +46,11 @@ pub(super) fn finish(
         framing,
     };
     body.release_if_done();
-    (ResponseHead { status, headers: parsed.headers }, body)
+    let body_length = match framing {
+        Framing::Length(len) => Some(len),
+        Framing::Chunked(_) | Framing::UntilClose => None,
+    };
+    (ResponseHead { status, headers: parsed.headers, body_length }, body)
 }
 
 /// A backend response body, streamed; returns its connection to the pool when read to its end

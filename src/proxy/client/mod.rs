@@ -90,6 +90,11 @@ pub struct ResponseHead {
     pub status: StatusCode,
     /// Headers as received.
     pub headers: HeaderMap,
+    /// The body's length when it is known up front (0 for a response that has none: `HEAD`,
+    /// 1xx, 204, 304), as this client framed it (RFC 9112 §6.3: `Transfer-Encoding` wins over
+    /// `Content-Length`); `None` for a chunked or close-delimited body. The one place the
+    /// response's framing is decided: the backend's own `Content-Length` header is not.
+    pub body_length: Option<u64>,
 }
 
 /// Sends `req` to `url` over a pooled or new connection; returns the response head and a
