@@ -259,7 +259,7 @@ fn request_body(headers: &HeaderMap) -> RequestBody {
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+    client::content_length(headers.get(header::CONTENT_LENGTH)?.as_bytes())
 }
 
 /// The backend's status, headers and body, streamed, with the gateway's content guards. A

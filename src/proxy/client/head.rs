@@ -47,7 +47,7 @@ pub(super) fn parse_head(buf: &[u8]) -> Result<Option<(ParsedHead, usize)>, Clie
             chunked = last_token_is(h.value, "chunked");
             keep_alive &= chunked;
         } else if name == actix_web::http::header::CONTENT_LENGTH {
-            let parsed = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse::<u64>().ok());
+            let parsed = content_length(h.value);
             match (parsed, length) {
                 (Some(v), None) => length = Some(v),
                 (Some(v), Some(seen)) if v == seen => {}
@@ -81,6 +81,16 @@ fn last_token_is(value: &[u8], token: &str) -> bool {
     tokens(value).filter(|t| !t.is_empty()).last().is_some_and(|t| t.eq_ignore_ascii_case(token.as_bytes()))
 }
 
+/// A `Content-Length` value: 1*DIGIT (RFC 9110 §8.6) with optional surrounding whitespace.
+/// Rust's integer parser alone would also take `+5`.
+pub fn content_length(value: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(value).ok()?.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +122,8 @@ mod tests {
         for bad in [
             &b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"[..],
             b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5 5\r\n\r\nhello",
             b"NOT HTTP\r\n\r\n",
         ] {
             assert!(parse_head(bad).is_err(), "{}", String::from_utf8_lossy(bad));

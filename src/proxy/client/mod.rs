@@ -32,6 +32,7 @@ use futures_util::Stream;
 
 pub use self::backend_url::{BackendUrl, Origin};
 pub use self::body::ResponseBody;
+pub use self::head::content_length;
 pub use self::pool::Pool;
 
 use self::body::finish;
