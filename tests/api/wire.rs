@@ -238,7 +238,10 @@ async fn a_malformed_response_is_502() {
 async fn transfer_encoding_wins_over_a_content_length_beside_it() {
     // RFC 9112 §6.3: with both, the body is chunked and the length is to be ignored.
     let wire = Wire::start(|_, _| Reply {
-        pieces: vec![b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n5\r\nhello\r\n", b"0\r\n\r\n"],
+        pieces: vec![
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 3\r\n\r\n5\r\nhello\r\n",
+            b"0\r\n\r\n",
+        ],
         close: false,
     })
     .await;
@@ -261,10 +264,44 @@ async fn a_204_or_304_with_a_content_length_has_a_head_and_no_body() {
     })
     .await;
     let app = wire_gateway(&wire).await;
-    let (status, body) = tokio::time::timeout(Duration::from_secs(3), call(&app)).await.expect("a 204 answer");
+    let (status, body) =
+        tokio::time::timeout(Duration::from_secs(3), call(&app)).await.expect("a 204 answer");
     assert_eq!((status, body.as_str()), (204, ""));
-    let (status, body) = tokio::time::timeout(Duration::from_secs(3), call(&app)).await.expect("a 304 answer");
+    let (status, body) =
+        tokio::time::timeout(Duration::from_secs(3), call(&app)).await.expect("a 304 answer");
     assert_eq!((status, body.as_str()), (304, ""));
     assert_eq!(call(&app).await, (200, "ok".to_owned()), "the connection stayed in step");
     assert_eq!(wire.accepted(), 1);
+}
+
+#[actix_web::test]
+async fn an_idle_connection_the_backend_closed_is_closed_without_waiting_for_traffic() {
+    // The backend answers, then half-closes (FIN) and waits to see the gateway close its side:
+    // a pool that only looks at idle connections when the next request comes would leave the
+    // socket in CLOSE_WAIT for as long as no one calls this service.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<Duration>();
+    actix_web::rt::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        let mut buf = Vec::new();
+        read_request(&mut sock, &mut buf).await.unwrap();
+        sock.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.unwrap();
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        sock.shutdown().await.unwrap();
+        let since = std::time::Instant::now();
+        let mut rest = [0u8; 16];
+        let _ = sock.read(&mut rest).await;
+        let _ = closed_tx.send(since.elapsed());
+    });
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let app = gateway(|s| {
+        s.mcp_services.insert("svc".into(), service(url));
+    })
+    .await;
+    assert_eq!(call(&app).await, (200, "ok".to_owned()));
+
+    let took =
+        tokio::time::timeout(Duration::from_secs(3), closed_rx).await.expect("closed within 3 s").unwrap();
+    assert!(took < Duration::from_secs(3), "{took:?}");
 }

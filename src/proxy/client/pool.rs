@@ -1,7 +1,7 @@
 //! Connections to backends and the per-worker pool of idle keep-alive ones: connect (TCP, TLS),
 //! reuse checks and idle expiry; separate from the exchange so connection lifetime is in one place.
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -27,6 +27,12 @@ const IDLE_KEEP_ALIVE: Duration = Duration::from_secs(3);
 const MAX_IDLE_PER_ORIGIN: usize = 1024;
 /// TCP connect (and TLS handshake) limit, independent of the service timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// TCP keepalive: probes after this much silence, then every [`KEEPALIVE_INTERVAL`]; a
+/// backend host that vanished (no FIN, no RST) is noticed within about a minute and a half
+/// instead of never, which ends an event stream from it.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_RETRIES: u32 = 5;
 
 /// A connection to a backend.
 pub(super) enum Conn {
@@ -82,6 +88,16 @@ impl AsyncWrite for Conn {
     }
 }
 
+/// The worker's reaper: every second while the pool lives, idle connections past their time
+/// or closed by the backend are closed.
+async fn reap(pool: std::rc::Weak<Pool>) {
+    loop {
+        actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+        let Some(pool) = pool.upgrade() else { return };
+        pool.reap_once();
+    }
+}
+
 /// One backend's idle connections with the time each was returned, oldest first.
 type IdleQueue = VecDeque<(Conn, Instant)>;
 
@@ -91,6 +107,7 @@ type IdleQueue = VecDeque<(Conn, Instant)>;
 pub struct Pool {
     idle: RefCell<HashMap<Rc<Origin>, IdleQueue>>,
     tls: OnceCell<tokio_rustls::TlsConnector>,
+    reaping: Cell<bool>,
 }
 
 impl Pool {
@@ -112,7 +129,10 @@ impl Pool {
         None
     }
 
-    pub(super) fn put(&self, origin: &Rc<Origin>, conn: Conn) {
+    pub(super) fn put(self: &Rc<Self>, origin: &Rc<Origin>, conn: Conn) {
+        if !self.reaping.replace(true) {
+            actix_web::rt::spawn(reap(Rc::downgrade(self)));
+        }
         let mut idle = self.idle.borrow_mut();
         let queue = match idle.get_mut(origin) {
             Some(queue) => queue,
@@ -134,6 +154,11 @@ impl Pool {
                 Err(_) => TcpStream::connect((origin.host.as_str(), origin.port)).await?,
             };
             tcp.set_nodelay(true)?;
+            let keepalive = socket2::TcpKeepalive::new()
+                .with_time(KEEPALIVE_IDLE)
+                .with_interval(KEEPALIVE_INTERVAL)
+                .with_retries(KEEPALIVE_RETRIES);
+            socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive)?;
             if !origin.tls {
                 return Ok(Conn::Plain(tcp));
             }
@@ -146,6 +171,17 @@ impl Pool {
             Ok(result) => result.map_err(ClientError::Connect),
             Err(_) => Err(ClientError::Connect(io::ErrorKind::TimedOut.into())),
         }
+    }
+
+    /// Closes the idle connections that are stale or that the backend closed (each would
+    /// otherwise sit in `CLOSE_WAIT` until the next request to its backend).
+    fn reap_once(&self) {
+        let now = Instant::now();
+        let mut idle = self.idle.borrow_mut();
+        for queue in idle.values_mut() {
+            queue.retain(|(conn, since)| now.duration_since(*since) < IDLE_KEEP_ALIVE && conn.is_reusable());
+        }
+        idle.retain(|_, queue| !queue.is_empty());
     }
 
     fn tls_connector(&self) -> &tokio_rustls::TlsConnector {
