@@ -10,7 +10,7 @@
 # config/compose.yaml, with host networking so that Redis is reachable at 127.0.0.1.
 # Knobs: ENGINE (docker | podman), ENGINE_FLAGS (global flags, e.g. podman's
 # "--runtime runc --cgroup-manager=cgroupfs"), BUILD_FLAGS / RUN_FLAGS (extra flags for build
-# and run, e.g. "--ulimit nofile=1024:1024 --pull=never"), PORT (default 18080), METRICS_PORT (19464), IMAGE.
+# and run, e.g. "--ulimit nofile=1024:1024 --pull=never"), PORT (default 18080), METRICS_PORT (19464), IMAGE, REUSE_IMAGE=1 (run the image already built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +32,9 @@ trap cleanup EXIT
 
 redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || fail "no Redis on 127.0.0.1:6379 (run scripts/test-services.sh)"
 
+if [[ ${REUSE_IMAGE:-0} == 1 ]]; then
+    step "reuse $IMAGE (REUSE_IMAGE=1)"
+else
 step "build $IMAGE with $ENGINE"
 format=()
 [[ $ENGINE == podman ]] && format=(--format docker) # OCI images drop HEALTHCHECK
@@ -42,6 +45,8 @@ size=$("${E[@]}" image inspect --format '{{.Size}}' "$IMAGE")
 printf 'built in %ss; image size %s bytes (%s MiB)\n' "$(($(date +%s) - started))" "$size" "$((size / 1048576))"
 "${E[@]}" image inspect --format 'healthcheck: {{json .Config.Healthcheck}}' "$IMAGE" 2>/dev/null \
     || "${E[@]}" image inspect --format 'healthcheck: {{json .Healthcheck}}' "$IMAGE"
+fi
+printf 'image size %s MiB\n' "$(($("${E[@]}" image inspect --format '{{.Size}}' "$IMAGE") / 1048576))"
 
 step "run it: config/compose.yaml, Redis on the host, port $PORT"
 "${E[@]}" run -d --name "$NAME" --network host "${RUN_EXTRA[@]}" \
@@ -62,7 +67,7 @@ expect() { # what status url [curl args...]
     shift 3
     got=$(curl -s -o /tmp/container-smoke-body -w '%{http_code}' "$@" "$url") || true
     [[ $got == "$want" ]] || fail "$what: $url answered $got, not $want: $(head -c 300 /tmp/container-smoke-body)"
-    printf '%-28s %s %s\n' "$what" "$got" "$(head -c 160 /tmp/container-smoke-body | tr -d '\n')"
+    printf '%-28s %s %s\n' "$what" "$got" "$(head -c 160 /tmp/container-smoke-body | tr -cd '[:print:]')"
 }
 expect "liveness" 200 "$GW/health"
 expect "readiness" 200 "$GW/ready"
@@ -92,7 +97,10 @@ fi
 step "stop: SIGTERM drains and exits 0"
 "${E[@]}" stop -t 40 "$NAME" >/dev/null
 code=$("${E[@]}" inspect --format '{{.State.ExitCode}}' "$NAME")
-"${E[@]}" logs "$NAME" 2>&1 | grep -q draining || fail "no 'draining' in the log"
+# Read whole first: `grep -q` would stop reading early, and pipefail would count podman's
+# broken pipe as a failure.
+"${E[@]}" logs "$NAME" >/tmp/container-smoke-run.log 2>&1
+grep -aq draining /tmp/container-smoke-run.log || fail "no 'draining' in the log"
 [[ $code == 0 ]] || fail "exit code $code after stop"
-echo "exit code 0; the log says: $("${E[@]}" logs "$NAME" 2>&1 | grep -o 'SIGTERM: draining[^)]*)' | head -1)"
+echo "exit code 0; the log says: $(grep -ao 'SIGTERM: draining[^)]*)' /tmp/container-smoke-run.log | head -1)"
 echo "container smoke: all checks passed"
