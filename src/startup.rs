@@ -111,6 +111,9 @@ impl Application {
         let port = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?.port();
         settings.issuer = crate::config::effective_issuer(&settings, port);
         let settings = Arc::new(settings);
+        if let Some(warning) = crate::core::access::open_services_warning(&settings) {
+            log::warn!("{warning}");
+        }
 
         let audit = open_audit(&settings)?;
         let clock = Clock::default();
