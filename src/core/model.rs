@@ -406,6 +406,20 @@ mod tests {
     }
 
     #[test]
+    fn a_refresh_record_of_the_previous_version_decodes_without_memberships() {
+        let old = serde_json::json!({
+            "family_id": "f", "client_id": "c", "service_id": "svc", "resource": "http://gw/svc/mcp",
+            "scope": "", "expires_at": 1, "granted_at": 1,
+            "user": {"id": "dev_a", "sub": "a", "email": "a@x.org", "name": null, "avatar": null, "provider": "dev"},
+        });
+        let decoded: Result<super::RefreshRecord, _> = serde_json::from_value(old);
+        assert!(decoded.is_ok_and(|r| r.user.memberships.is_empty() && r.user.email.is_some()));
+        let user = super::UserInfo::new("dev", "a");
+        let json = serde_json::to_value(&user).unwrap_or_default();
+        assert!(json.get("memberships").is_none(), "nothing new is written when there is nothing");
+    }
+
+    #[test]
     fn scopes_are_deduplicated_in_order() {
         assert_eq!(normalize_scope("  b a  b c a "), "b a c");
         assert_eq!(normalize_scope(""), "");
