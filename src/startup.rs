@@ -125,6 +125,9 @@ impl Application {
         let port = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?.port();
         settings.issuer = crate::config::effective_issuer(&settings, port);
         let settings = Arc::new(settings);
+        if let Some(warning) = crate::core::access::open_services_warning(&settings) {
+            log::warn!("{warning}");
+        }
 
         let metrics =
             Metrics::new(settings.mcp_services.keys().map(String::as_str), env!("CARGO_PKG_VERSION"))

@@ -37,7 +37,7 @@ const LAYERS: &[&[&str]] = &[
     // 6: HTTP plumbing shared by handlers: error responses, pages, extractors
     &["web"],
     // 7: HTTP handlers
-    &["oauth", "proxy", "info"],
+    &["oauth", "proxy", "info", "admin"],
     // 8: wiring
     &["startup"],
 ];

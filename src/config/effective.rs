@@ -1,5 +1,5 @@
 //! Values the gateway works out from the configuration: the issuer when none is set, the worker
-//! count when it is 0. Defined once here, used by startup and by `check-config`, so what
+//! count when it is 0, each service's access rule when it inherits the default. Defined once here, used by startup and by `check-config`, so what
 //! `check-config` prints is what a start would use.
 
 use super::Settings;
@@ -41,6 +41,12 @@ pub fn effective(settings: &Settings) -> Settings {
         effective.issuer = effective_issuer(settings, settings.port);
     }
     effective.runtime.workers = effective_workers(settings.runtime.workers);
+    // Each service shows the rule it runs with: its own, or the default it inherits.
+    for service in effective.mcp_services.values_mut() {
+        if service.access.is_none() {
+            service.access = settings.access.clone();
+        }
+    }
     effective
 }
 
@@ -80,5 +86,19 @@ mod tests {
         // Port 0: the port, and so the issuer, is known only after binding.
         let s = effective(&settings(serde_json::json!({ "port": 0 })));
         assert_eq!(s.issuer, "");
+    }
+
+    #[test]
+    fn services_show_the_access_rule_they_inherit() {
+        let s = effective(&settings(serde_json::json!({
+            "access": { "domains": ["example.com"] },
+            "mcp_services": {
+                "a": { "name": "A", "url": "http://a" },
+                "b": { "name": "B", "url": "http://b", "access": { "groups": ["ops"] } },
+            },
+        })));
+        let rule = |id: &str| s.mcp_services[id].access.clone().unwrap_or_default();
+        assert_eq!(rule("a").domains, ["example.com"]);
+        assert_eq!((rule("b").groups.as_slice(), rule("b").domains.len()), (&["ops".to_owned()][..], 0));
     }
 }

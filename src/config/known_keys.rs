@@ -24,7 +24,10 @@ const ANY: &str = "*";
 static SHAPE: LazyLock<Json> = LazyLock::new(|| {
     let sample = serde_json::json!({
         "oauth_providers": { "*": {} },
-        "mcp_services": { "*": { "name": "", "url": "", "tool_scopes": { "*": [] } } },
+        "access": {},
+        "mcp_services": { "*": {
+            "name": "", "url": "", "tool_scopes": { "*": [] }, "access": {}, "tool_access": { "*": {} },
+        } },
     });
     serde_json::from_value::<Settings>(sample).and_then(serde_json::to_value).unwrap_or(Json::Null)
 });
@@ -175,21 +178,33 @@ mod tests {
         assert!(shape_at(&path("oauth_providers.google.domain")).is_some());
         assert!(shape_at(&path("mcp_services.calc.tool_scopes.tools/call")).is_some());
         assert!(shape_at(&path("limits.register.burst")).is_some());
+        assert!(shape_at(&path("access.github_teams")).is_some());
+        assert!(shape_at(&path("mcp_services.calc.access.domains")).is_some());
+        assert!(shape_at(&path("mcp_services.calc.tool_access.wipe.emails")).is_some());
+        assert!(shape_at(&path("oauth_providers.okta.groups_claim")).is_some());
+        assert!(shape_at(&path("access.group")).is_none());
         assert!(shape_at(&path("tokens.nope")).is_none());
         assert!(shape_at(&path("tokens.access_token_ttl.deeper")).is_none());
     }
 
     #[test]
     fn lists_and_named_maps_are_told_apart() {
-        for list in
-            ["cors.allow_origins", "trusted_proxies", "mcp_services.x.scopes", "mcp_services.x.tool_scopes.y"]
-        {
+        for list in [
+            "cors.allow_origins",
+            "trusted_proxies",
+            "mcp_services.x.scopes",
+            "mcp_services.x.tool_scopes.y",
+            "access.emails",
+            "mcp_services.x.tool_access.y.groups",
+        ] {
             assert!(is_list(&path(list)), "{list}");
         }
         for single in ["host", "cors", "storage.redis.url", "mcp_services.x", "nope"] {
             assert!(!is_list(&path(single)), "{single}");
         }
-        for map in ["oauth_providers", "mcp_services", "mcp_services.x.tool_scopes"] {
+        for map in
+            ["oauth_providers", "mcp_services", "mcp_services.x.tool_scopes", "mcp_services.x.tool_access"]
+        {
             assert!(is_named_map(&path(map)), "{map}");
         }
         assert!(!is_named_map(&path("storage")) && !is_named_map(&path("mcp_services.x")));
@@ -200,6 +215,8 @@ mod tests {
         assert!(is_unknown(&path("tokens.acess_token_ttl")));
         assert!(is_unknown(&path("colour")));
         assert!(is_unknown(&path("mcp_services.calc.ulr")));
+        assert!(is_unknown(&path("access.email")));
+        assert!(!is_unknown(&path("mcp_services.calc.tool_access")));
         assert!(!is_unknown(&path("tokens.access_token_ttl")));
         assert!(!is_unknown(&path("cors")));
         assert!(!is_unknown(&path("mcp_services.calc")));

@@ -29,9 +29,30 @@ pub fn render(settings: &Settings, format: OutputFormat) -> Result<String, Confi
         OutputFormat::Yaml => {
             let mut out = String::new();
             yaml_block(&value, 0, &mut out);
+            out.push_str(&access_summary(settings));
             out
         }
     })
+}
+
+/// Who may use each service, in words, as YAML comments (the document stays loadable).
+fn access_summary(settings: &Settings) -> String {
+    let mut out = String::new();
+    for (id, service) in &settings.mcp_services {
+        if out.is_empty() {
+            out.push_str("# Who may use each service:\n");
+        }
+        let who = match (service.auth_required, service.access.as_ref().or(settings.access.as_ref())) {
+            (false, _) => "anyone (auth_required: false)".to_owned(),
+            (true, Some(rule)) => rule.describe(),
+            (true, None) => "anyone with an account at the provider".to_owned(),
+        };
+        out.push_str(&format!("#   {id}: {who}\n"));
+        for (tool, rule) in &service.tool_access {
+            out.push_str(&format!("#     tool {tool}: {}\n", rule.describe()));
+        }
+    }
+    out
 }
 
 /// Writes `value` as YAML lines indented by `indent` spaces. Scalars are written in JSON
@@ -163,6 +184,20 @@ mcp_services:
         assert_eq!(value["issuer"], "http://127.0.0.1:8080");
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         assert_eq!(value["runtime"]["workers"], cores);
+    }
+
+    #[test]
+    fn the_yaml_ends_with_who_may_use_each_service() {
+        let mut settings = settings();
+        let rule: crate::config::AccessRule =
+            serde_json::from_value(serde_json::json!({"emails": ["a@x.org"], "domains": ["x.org"]})).unwrap();
+        settings.mcp_services.get_mut("calc").unwrap().tool_access.insert("wipe".into(), rule.clone());
+        let yaml = render(&settings, OutputFormat::Yaml).unwrap();
+        assert!(yaml.contains("#   calc: anyone with an account at the provider\n"), "{yaml}");
+        assert!(yaml.contains("#     tool wipe: emails [a@x.org], domains [x.org]\n"), "{yaml}");
+        settings.access = Some(rule);
+        let yaml = render(&settings, OutputFormat::Yaml).unwrap();
+        assert!(yaml.contains("#   calc: emails [a@x.org], domains [x.org]\n"), "{yaml}");
     }
 
     #[test]

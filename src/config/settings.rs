@@ -7,6 +7,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_aux::field_attributes::{deserialize_bool_from_anything, deserialize_number_from_string};
 
+use super::access::AccessRule;
 use super::kinds::{ProviderKind, StorageKind, VaultAuth};
 use super::limits::{LimitSettings, TrustedProxies};
 use super::observability::{AuditSettings, LogSettings, MetricsSettings};
@@ -46,6 +47,10 @@ pub struct Settings {
     /// The MCP services behind the gateway, keyed by the id used in `/{id}/mcp`.
     #[serde(default)]
     pub mcp_services: BTreeMap<String, ServiceSettings>,
+    /// Who may use the services that have no `access` of their own; none: anyone with an
+    /// account at the provider.
+    #[serde(default)]
+    pub access: Option<AccessRule>,
     /// Token and code lifetimes.
     #[serde(default)]
     pub tokens: TokenSettings,
@@ -270,6 +275,9 @@ pub struct ProviderSettings {
     pub issuer: Option<String>,
     /// Okta domain, e.g. `dev-123.okta.com` (`okta`).
     pub domain: Option<String>,
+    /// The ID token / userinfo claim holding the person's groups (an array of strings or one
+    /// string), for `access.groups`; none means `groups`.
+    pub groups_claim: Option<String>,
 }
 
 /// One MCP service behind the gateway.
@@ -294,6 +302,12 @@ pub struct ServiceSettings {
     /// Step-up: scopes needed per MCP method or tool name.
     #[serde(default)]
     pub tool_scopes: BTreeMap<String, Vec<String>>,
+    /// Who may use this service, replacing the top-level `access`.
+    #[serde(default)]
+    pub access: Option<AccessRule>,
+    /// Who may call each tool (by name), on top of the service's rule.
+    #[serde(default)]
+    pub tool_access: BTreeMap<String, AccessRule>,
 }
 
 /// Lifetimes of what the gateway issues, in seconds.

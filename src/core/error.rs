@@ -24,6 +24,17 @@ pub enum OAuthError {
     /// records the detection.
     #[error("invalid_grant: refresh token reuse detected (family {0})")]
     RefreshReused(String),
+    /// At a refresh, the person no longer passes the service's access rule: the family (the
+    /// payload) is revoked. The client sees `invalid_grant`; the audit trail records why.
+    #[error("invalid_grant: access rule no longer met (family {family_id})")]
+    AccessRevoked {
+        /// The revoked family.
+        family_id: String,
+        /// Whose it was.
+        user_id: String,
+        /// The service the rule is of.
+        service_id: String,
+    },
     /// The client may not use this grant or response type.
     #[error("unauthorized_client: {0}")]
     UnauthorizedClient(String),
@@ -59,6 +70,9 @@ pub enum OAuthError {
     ServerError(String),
 }
 
+/// What a client is told when the person lost access to the service.
+pub const ACCESS_REVOKED: &str = "the user may no longer use this service; sign in again";
+
 /// What a client is told of any refresh token it may not use.
 pub const REFRESH_INVALID: &str = "refresh token is invalid, expired or revoked";
 
@@ -74,7 +88,9 @@ impl OAuthError {
         match self {
             OAuthError::InvalidRequest(_) => "invalid_request",
             OAuthError::InvalidClient(_) => "invalid_client",
-            OAuthError::InvalidGrant(_) | OAuthError::RefreshReused(_) => "invalid_grant",
+            OAuthError::InvalidGrant(_) | OAuthError::RefreshReused(_) | OAuthError::AccessRevoked { .. } => {
+                "invalid_grant"
+            }
             OAuthError::UnauthorizedClient(_) => "unauthorized_client",
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
             OAuthError::UnsupportedResponseType(_) => "unsupported_response_type",
@@ -107,6 +123,7 @@ impl OAuthError {
             | OAuthError::TemporarilyUnavailable(d)
             | OAuthError::ServerError(d) => d,
             OAuthError::RefreshReused(_) => REFRESH_INVALID,
+            OAuthError::AccessRevoked { .. } => ACCESS_REVOKED,
         }
     }
 

@@ -276,6 +276,8 @@ mod tests {
             scopes: Vec::new(),
             timeout: 1000,
             tool_scopes: BTreeMap::new(),
+            access: None,
+            tool_access: BTreeMap::new(),
         };
         let value = serde_json::json!({ "session_secret": "test-secret-0123456789abcdef0123456789abcdef" });
         let mut s: Settings = serde_json::from_value(value).expect("settings");

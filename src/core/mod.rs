@@ -9,7 +9,9 @@
 //! - The services: [`clients`] (registry, with [`cimd`] metadata documents), [`codes`]
 //!   (pending authorizations and codes), [`tokens`] (issuing, rotation, revocation),
 //!   [`consent`] (remembered consent) and [`mcp_sessions`] (session → user bindings).
+//! - [`access`]: the access rules, matched against what the provider said of a person.
 
+pub mod access;
 pub mod audit;
 pub mod cimd;
 pub mod clients;

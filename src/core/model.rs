@@ -6,6 +6,10 @@
 use serde::{Deserialize, Serialize};
 
 /// Who logged in, as the upstream provider told us. `id` is `{provider}_{sub}`.
+///
+/// `email` is only ever an address the provider verified (`crate::upstream` drops any other;
+/// the `dev` provider, where anyone is anyone, takes the typed one): access rules match emails
+/// and domains against it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserInfo {
     /// `{provider}_{sub}`: the stable id sent to backends as `x-user-id`.
@@ -20,6 +24,40 @@ pub struct UserInfo {
     pub avatar: Option<String>,
     /// Provider kind: `google`, `github`, `okta`, `custom`, `oidc` or `dev`.
     pub provider: String,
+    /// What access rules match besides the email, as read at login. Stored with the code and
+    /// the refresh-token family, so that every refresh asks the rules again; records written
+    /// before it was kept have none.
+    #[serde(default, skip_serializing_if = "Memberships::is_empty")]
+    pub memberships: Memberships,
+}
+
+/// Groups, hosted domain and GitHub memberships of a user, as the provider reported them at
+/// login.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Memberships {
+    /// From the provider's groups claim.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Google's `hd`: the Workspace domain Google vouches for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosted_domain: Option<String>,
+    /// GitHub organization logins.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub github_orgs: Vec<String>,
+    /// GitHub teams as `org/slug`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub github_teams: Vec<String>,
+}
+
+impl Memberships {
+    /// Whether nothing was reported.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+            && self.hosted_domain.is_none()
+            && self.github_orgs.is_empty()
+            && self.github_teams.is_empty()
+    }
 }
 
 impl UserInfo {
@@ -32,6 +70,7 @@ impl UserInfo {
             name: None,
             avatar: None,
             provider: provider.to_owned(),
+            memberships: Memberships::default(),
         }
     }
 }
@@ -259,6 +298,11 @@ pub struct AccessClaims {
     /// User's picture URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avatar: Option<String>,
+    /// Tools of this service the user may not call (`tool_access`), decided when the token
+    /// was issued: the proxy refuses them and hides them from `tools/list` without knowing
+    /// the rules' facts. Usually absent, so tokens stay small.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denied_tools: Vec<String>,
 }
 
 /// RFC 6749 §5.1 token response.
@@ -367,6 +411,20 @@ mod tests {
         });
         let decoded: Result<PendingAuthorization, _> = serde_json::from_value(old);
         assert!(decoded.is_ok_and(|p| p.browser_hash.is_none()));
+    }
+
+    #[test]
+    fn a_refresh_record_of_the_previous_version_decodes_without_memberships() {
+        let old = serde_json::json!({
+            "family_id": "f", "client_id": "c", "service_id": "svc", "resource": "http://gw/svc/mcp",
+            "scope": "", "expires_at": 1, "granted_at": 1,
+            "user": {"id": "dev_a", "sub": "a", "email": "a@x.org", "name": null, "avatar": null, "provider": "dev"},
+        });
+        let decoded: Result<super::RefreshRecord, _> = serde_json::from_value(old);
+        assert!(decoded.is_ok_and(|r| r.user.memberships.is_empty() && r.user.email.is_some()));
+        let user = super::UserInfo::new("dev", "a");
+        let json = serde_json::to_value(&user).unwrap_or_default();
+        assert!(json.get("memberships").is_none(), "nothing new is written when there is nothing");
     }
 
     #[test]

@@ -57,5 +57,6 @@ pub fn access_claims(aud: &str, exp: i64) -> AccessClaims {
         name: None,
         provider: "dev".into(),
         avatar: None,
+        denied_tools: Vec::new(),
     }
 }

@@ -17,6 +17,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use crate::actors::{GetClient, IssueCode, RecordConsent, SaveLogin, TakeLogin, TakeUpstream};
+use crate::core::access;
 use crate::core::audit::Event;
 use crate::core::model::{AuthCode, PendingAuthorization, UserInfo};
 use crate::core::OAuthError;
@@ -55,6 +56,24 @@ fn other_browser_page() -> HttpResponse {
         "This sign-in was not started in this browser, so the gateway did not complete it. If you \
          did not start it yourself, someone may have sent you this link: ignore it. Start again \
          from your application, in the browser where you approve access.",
+    )
+}
+
+/// The answer to a person the service's access rule does not admit: no code, no redirect to
+/// the client (which would only learn `access_denied`), and a page saying which account was
+/// refused for which service, so a person signed in with the wrong account can tell.
+fn not_allowed_page(state: &AppState, user: &UserInfo, service_id: &str) -> HttpResponse {
+    let service = state.settings.mcp_services.get(service_id).map_or(service_id, |s| s.name.as_str());
+    let account = user.email.as_deref().or(user.name.as_deref()).unwrap_or(user.id.as_str());
+    // `error_page` escapes both.
+    error_page(
+        StatusCode::FORBIDDEN,
+        "Access not allowed",
+        &format!(
+            "The account {account} is not allowed to use {service}. If you have another account \
+             that is, sign out of the identity provider and start again from your application; \
+             otherwise ask the gateway's administrator for access."
+        ),
     )
 }
 
@@ -208,6 +227,11 @@ async fn complete(
     state.audit.record(Event { outcome: Some("success"), ..person("login") });
     if pending.account {
         return account::signed_in(state, &user);
+    }
+    if !access::may_use_service(&state.settings, &pending.service_id, &user) {
+        log::info!("user {} refused by the access rule of service {}", user.id, pending.service_id);
+        state.audit.record(Event { reason: Some("access_rule"), ..person("access_denied") });
+        return Ok(not_allowed_page(state, &user, &pending.service_id));
     }
     if !consent_given(state, &pending, &user).await? {
         log::info!("remembered consent was for another user; asking {} again", user.id);

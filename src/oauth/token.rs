@@ -220,8 +220,8 @@ async fn token(
     } else {
         (refresh(&state, &form, &client).await, "token_refreshed")
     };
-    let tokens = result.inspect_err(|e| {
-        if let OAuthError::RefreshReused(family) = e {
+    let tokens = result.inspect_err(|e| match e {
+        OAuthError::RefreshReused(family) => {
             let reuse = Event {
                 client_id: Some(&client.client_id),
                 grant_id: Some(family),
@@ -229,6 +229,19 @@ async fn token(
             };
             state.audit.record(reuse);
         }
+        OAuthError::AccessRevoked { family_id, user_id, service_id } => {
+            for event in ["access_denied", "grant_revoked"] {
+                state.audit.record(Event {
+                    reason: Some("access_rule"),
+                    user_id: Some(user_id),
+                    client_id: Some(&client.client_id),
+                    service: Some(service_id),
+                    grant_id: Some(family_id),
+                    ..caller.event(event)
+                });
+            }
+        }
+        _ => {}
     })?;
     if let Some(claims) = &tokens.claims {
         state.audit.record(Event {

@@ -1,7 +1,8 @@
 //! Proxied MCP traffic in the audit trail: one `tool_call` line per `tools/call` message of a
 //! request (a batch gives one each), with the user, client, service, tool, JSON-RPC id, the
 //! HTTP status answered and the time until the answer ended; and an `access_denied` line for
-//! a request the proxy refused on the user's rights (scopes, another user's session).
+//! a request the proxy refused on the user's rights (scopes, another user's session, a tool
+//! the access rules deny: one line per refused call, with its tool).
 //!
 //! Only POST bodies read whole are inspected: sized bodies up to 64 KiB, which is every
 //! ordinary MCP message, and bodies the step-up check read. A POST whose body could not be
@@ -200,6 +201,21 @@ impl Pending {
 
 /// Records an `access_denied` line when `err` refused the user on their rights.
 pub fn denied(audit: &Audit, caller: &Caller, service: &str, claims: &AccessClaims, err: &ProxyError) {
+    if let ProxyError::ToolDenied(denied) = err {
+        for (tool, id) in &denied.refused {
+            audit.record(Event {
+                reason: Some("access_rule"),
+                user_id: Some(&claims.sub),
+                user_email: claims.email.as_deref(),
+                client_id: Some(&claims.client_id),
+                service: Some(service),
+                tool: tool.as_deref().map(audit::short),
+                jsonrpc_id: id.as_ref(),
+                ..caller.event("access_denied")
+            });
+        }
+        return;
+    }
     let reason = match err {
         ProxyError::InsufficientScope { .. } => "insufficient_scope",
         ProxyError::ForeignSession => "mcp_session_of_another_user",

@@ -10,10 +10,33 @@ use actix_web::{HttpResponse, ResponseError};
 
 use super::headers;
 use super::slow_body::Unread;
+use bytes::Bytes;
+use serde_json::Value;
+
 use crate::core::error::ErrorBody;
 
 /// Longest service id echoed back in a 404 (the id comes from the request path).
 const MAX_ECHOED_ID: usize = 64;
+
+/// The gateway's own answer to a request calling a denied tool, and what it refused (for the
+/// audit trail). Built by [`super::tools`].
+#[derive(Debug)]
+pub struct DeniedCalls {
+    /// The JSON-RPC answer (one response, or an array for a batch).
+    pub answer: Bytes,
+    /// Each refused call: the tool name (if readable) and its JSON-RPC id.
+    pub refused: Vec<(Option<String>, Option<Value>)>,
+}
+
+impl DeniedCalls {
+    /// The JSON-RPC answer, as the backend would have sent it (200, JSON).
+    pub fn response(&self) -> HttpResponse {
+        let mut res = HttpResponse::Ok();
+        res.content_type("application/json").insert_header((header::CACHE_CONTROL, "no-store"));
+        headers::guard_response(&mut res);
+        res.body(self.answer.clone())
+    }
+}
 
 /// Why the proxy answered itself.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +68,10 @@ pub enum ProxyError {
         /// The scopes the token lacks.
         missing: Vec<String>,
     },
+    /// The request calls a tool the user may not use (`tool_access`): answered with a
+    /// JSON-RPC error, HTTP 200, and never forwarded (`super::tools`).
+    #[error("a tool this user may not call")]
+    ToolDenied(Box<DeniedCalls>),
     /// The request's `Mcp-Session-Id` names a session another user opened.
     #[error("this MCP session belongs to another user")]
     ForeignSession,
@@ -91,6 +118,7 @@ impl ProxyError {
             ProxyError::Unauthorized { code, .. } => code,
             ProxyError::InsufficientScope { .. } => "insufficient_scope",
             ProxyError::ForeignSession => "forbidden",
+            ProxyError::ToolDenied(_) => "access_denied",
             ProxyError::BadRequest(_) | ProxyError::PayloadTooLarge(_) => "invalid_request",
             ProxyError::BodyTimeout(_) => "request_timeout",
             // The gateway's other 429s (rate limits) use the same code.
@@ -109,6 +137,8 @@ impl ResponseError for ProxyError {
             ProxyError::ForbiddenOrigin => StatusCode::FORBIDDEN,
             ProxyError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ProxyError::InsufficientScope { .. } | ProxyError::ForeignSession => StatusCode::FORBIDDEN,
+            // A JSON-RPC error travels in a 200, as an MCP server's own would.
+            ProxyError::ToolDenied(_) => StatusCode::OK,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
@@ -120,6 +150,9 @@ impl ResponseError for ProxyError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let ProxyError::ToolDenied(denied) = self {
+            return denied.response();
+        }
         let mut res = HttpResponse::build(self.status_code());
         res.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
         match self {

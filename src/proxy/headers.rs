@@ -350,6 +350,7 @@ mod tests {
             name: Some("Al\r\nX-Evil: 1\u{7f}ice José".into()),
             provider: "dev".into(),
             avatar: None,
+            denied_tools: Vec::new(),
         }
     }
 

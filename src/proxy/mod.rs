@@ -5,11 +5,12 @@
 //! allowed (403), the bearer token must be valid for this service (401, checked locally: no
 //! storage round trip, no actor message), an `Mcp-Session-Id` must belong to the token's user
 //! (403, one local map read once the session is known: [`session`]), the operation must be
-//! within the token's scopes on services with `tool_scopes` (403: [`stepup`]), a `GET` (an SSE
+//! within the token's scopes on services with `tool_scopes` (403: [`stepup`]), a tool the
+//! access rules deny the user is not called (a JSON-RPC error: [`tools`]), a `GET` (an SSE
 //! stream) must find its token below its cap of open streams (429: [`streams`]); then the
 //! request is streamed to the backend (its body bounded in time: [`slow_body`]) and the answer
-//! streamed back, and a session id the backend hands out is bound to the user (502 when it is
-//! already another user's). CORS preflights (an
+//! streamed back (without the denied tools in `tools/list`), and a session id the backend
+//! hands out is bound to the user (502 when it is already another user's). CORS preflights (an
 //! `OPTIONS` with `Access-Control-Request-Method`) never get here: the CORS middleware answers
 //! them.
 
@@ -24,6 +25,7 @@ pub mod origin;
 pub mod slow_body;
 pub mod stepup;
 pub mod streams;
+pub mod tools;
 
 use std::cell::OnceCell;
 use std::collections::HashMap;
@@ -180,13 +182,13 @@ async fn serve(
     };
     let sent = forward::forward(&worker.pool, req, body, &target, user.as_deref(), slot);
     let Some(mut calls) = calls else {
-        return finish(sent.await?, id, state, user.as_deref()).await;
+        return finish(req, sent.await?, id, state, user.as_deref()).await;
     };
     // The client's name is looked up while the backend works on the call.
     let (res, name) = futures_util::future::join(sent, client_name(state, &calls)).await;
     calls.set_client_name(name);
     let res = match res {
-        Ok(res) => finish(res, id, state, user.as_deref()).await,
+        Ok(res) => finish(req, res, id, state, user.as_deref()).await,
         Err(e) => Err(e),
     };
     match res {
@@ -201,19 +203,19 @@ async fn serve(
     }
 }
 
-/// After the backend answered: a session id it handed out is bound to the user. On refusal
-/// `res` is dropped unsent: its body with it, which closes the backend connection, and the
-/// session id never reaches the client.
+/// After the backend answered: a session id it handed out is bound to the user, and tools the
+/// user may not call are hidden ([`tools`]). On refusal `res` is dropped unsent: its body with
+/// it, which closes the backend connection, and the session id never reaches the client.
 async fn finish(
+    req: &HttpRequest,
     res: HttpResponse,
     id: &str,
     state: &AppState,
     user: Option<&AccessClaims>,
 ) -> Result<HttpResponse, ProxyError> {
-    if let Some(claims) = user {
-        bind_new_session(res.headers(), id, state, claims).await?;
-    }
-    Ok(res)
+    let Some(claims) = user else { return Ok(res) };
+    bind_new_session(res.headers(), id, state, claims).await?;
+    tools::hide_denied(req, res, id, claims).await
 }
 
 /// The registered name of the calling client, for the audit trail.
@@ -242,7 +244,8 @@ fn check_method(method: &Method) -> Result<Option<HttpResponse>, ProxyError> {
 }
 
 /// What an authenticated request must pass besides its token: its MCP session must be its
-/// user's (A13), and its operation within the token's scopes (A10). Returns the body to send.
+/// user's (A13), its operation within the token's scopes (A10), and its tool calls allowed to
+/// the user ([`tools`]). Returns the body to send.
 async fn admit(
     req: &HttpRequest,
     payload: web::Payload,
@@ -265,12 +268,19 @@ async fn admit(
             }
         }
     }
-    if service.tool_scopes.is_empty() {
-        return Ok(Body::Stream(payload));
-    }
-    let gate =
-        stepup::Gate { settings: &state.settings, service_id: id, service, token_scope: &claims.scope };
-    gate.admit(req, payload).await
+    let body = match service.tool_scopes.is_empty() {
+        true => Body::Stream(payload),
+        false => {
+            let gate = stepup::Gate {
+                settings: &state.settings,
+                service_id: id,
+                service,
+                token_scope: &claims.scope,
+            };
+            gate.admit(req, payload).await?
+        }
+    };
+    tools::admit(req, body, &state.settings, claims).await
 }
 
 /// The request's `Mcp-Session-Id`, if any. 400 when repeated or not visible ASCII: the

@@ -173,7 +173,7 @@ fn declared(headers: &HeaderMap) -> Result<Option<Declared<'_>>, ProxyError> {
 }
 
 /// The whole body, at most [`MAX_INSPECTED_BODY`] bytes, within `limit` (408 after).
-async fn read_body(
+pub(super) async fn read_body(
     mut payload: web::Payload,
     headers: &HeaderMap,
     limit: Option<Duration>,

@@ -176,6 +176,7 @@ mod tests {
             name: None,
             provider: "dev".into(),
             avatar: None,
+            denied_tools: Vec::new(),
         }
     }
 

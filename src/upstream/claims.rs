@@ -34,6 +34,29 @@ pub fn user_from_claims(kind: &str, claims: &Value) -> Result<UserInfo, Upstream
     Ok(user)
 }
 
+/// The claim groups are read from when `groups_claim` is not set.
+pub const DEFAULT_GROUPS_CLAIM: &str = "groups";
+
+/// Most groups kept of one person: the list is stored with every refresh token of the grant.
+pub const MAX_GROUPS: usize = 256;
+
+/// The groups in claim `name`: an array of strings (others skipped) or one string. Usable
+/// values only (bounded, no control characters), at most [`MAX_GROUPS`].
+pub fn groups(claims: &Value, name: &str) -> Vec<String> {
+    let usable = |s: &str| !s.is_empty() && s.len() <= MAX_CLAIM_LEN && !s.chars().any(char::is_control);
+    let values: Vec<&str> = match claims.get(name) {
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+        Some(Value::String(one)) => vec![one.as_str()],
+        _ => Vec::new(),
+    };
+    values.into_iter().map(str::trim).filter(|s| usable(s)).take(MAX_GROUPS).map(str::to_owned).collect()
+}
+
+/// Google's `hd` claim: the Google Workspace domain of the account, which Google vouches for.
+pub fn hosted_domain(claims: &Value) -> Option<String> {
+    text(claims, "hd").filter(|d| !d.contains(char::is_whitespace) && !d.contains('@'))
+}
+
 /// A string or integer claim as text (GitHub and some others use numeric ids).
 fn claim_id(claims: &Value, name: &str) -> Option<String> {
     match claims.get(name)? {
@@ -137,6 +160,20 @@ mod tests {
             user_from_claims("oidc", &json!({"sub": "s", "email": "a@x.org", "email_verified": "true"}))?;
         assert_eq!(user.email.as_deref(), Some("a@x.org"));
         Ok(())
+    }
+
+    #[test]
+    fn groups_come_as_an_array_or_one_string() {
+        let claims =
+            json!({"groups": ["staff", 7, "", "a\u{7}b", " ops "], "roles": "finance", "hd": "example.com"});
+        assert_eq!(groups(&claims, "groups"), ["staff", "ops"]);
+        assert_eq!(groups(&claims, "roles"), ["finance"]);
+        assert!(groups(&claims, "missing").is_empty());
+        assert!(groups(&json!({"groups": {"a": 1}}), "groups").is_empty());
+        let many: Vec<String> = (0..1000).map(|i| format!("g{i}")).collect();
+        assert_eq!(groups(&json!({ "groups": many }), "groups").len(), MAX_GROUPS);
+        assert_eq!(hosted_domain(&claims).as_deref(), Some("example.com"));
+        assert_eq!(hosted_domain(&json!({"hd": "a@b"})), None);
     }
 
     #[test]

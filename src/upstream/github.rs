@@ -1,6 +1,8 @@
 //! GitHub is OAuth 2.0 without OIDC: the person is read from the REST API. `/user` gives the
 //! numeric `id` (the subject), `login`, `name` and `avatar_url`; its `email` is null when the
 //! person keeps their address private, and then `/user/emails` gives the primary verified one.
+//! When access rules name organizations or teams, `/user/orgs` and `/user/teams` give the
+//! person's memberships (the `read:org` scope is asked for then).
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -10,9 +12,32 @@ use crate::core::model::UserInfo;
 use super::claims::{object, user_from_claims};
 use super::{http, UpstreamError};
 
+/// The scope that lets the gateway see organization and team memberships.
+pub const READ_ORG: &str = "read:org";
+
+/// Entries per page asked of the membership lists (GitHub's maximum).
+const PER_PAGE: usize = 100;
+/// Pages read of each membership list at most (1000 organizations or teams).
+const MAX_PAGES: usize = 10;
+
 /// Where the GitHub API lives (overridable through `userinfo_url`, e.g. GitHub Enterprise).
+/// Everything is under the `/user` URL: `/user/emails`, `/user/orgs`, `/user/teams`.
 pub struct GitHubApi {
     user_url: url::Url,
+    memberships: bool,
+}
+
+/// One entry of `/user/orgs`.
+#[derive(Debug, Deserialize)]
+struct GitHubOrg {
+    login: String,
+}
+
+/// One entry of `/user/teams`.
+#[derive(Debug, Deserialize)]
+struct GitHubTeam {
+    slug: String,
+    organization: GitHubOrg,
 }
 
 /// One entry of `/user/emails`.
@@ -31,11 +56,52 @@ pub struct GitHubEmail {
 impl GitHubApi {
     /// The API whose `/user` endpoint is `user_url`; emails are at `{user_url}/emails`.
     pub fn new(user_url: url::Url) -> Self {
-        GitHubApi { user_url }
+        GitHubApi { user_url, memberships: false }
+    }
+
+    /// Also reads organization and team memberships at login (access rules need them).
+    pub fn with_memberships(mut self, memberships: bool) -> Self {
+        self.memberships = memberships;
+        self
+    }
+
+    fn under_user(&self, path: &str) -> String {
+        format!("{}/{path}", self.user_url.as_str().trim_end_matches('/'))
     }
 
     fn emails_url(&self) -> String {
-        format!("{}/emails", self.user_url.as_str().trim_end_matches('/'))
+        self.under_user("emails")
+    }
+
+    /// Every entry of the list at `/user/{path}`, page by page.
+    async fn list<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        access_token: &str,
+    ) -> Result<Vec<T>, UpstreamError> {
+        let mut all = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let url = format!("{}?per_page={PER_PAGE}&page={page}", self.under_user(path));
+            let answer = http::get_json(&url, Some(access_token)).await?;
+            let entries: Vec<T> = serde_json::from_value(answer)
+                .map_err(|_| UpstreamError::Request(format!("GitHub /user/{path} answer not understood")))?;
+            let full = entries.len() >= PER_PAGE;
+            all.extend(entries);
+            if !full {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    /// Organization logins and `org/slug` team names of the person.
+    async fn read_memberships(&self, user: &mut UserInfo, access_token: &str) -> Result<(), UpstreamError> {
+        let orgs: Vec<GitHubOrg> = self.list("orgs", access_token).await?;
+        let teams: Vec<GitHubTeam> = self.list("teams", access_token).await?;
+        user.memberships.github_orgs = orgs.into_iter().map(|o| o.login).collect();
+        user.memberships.github_teams =
+            teams.into_iter().map(|t| format!("{}/{}", t.organization.login, t.slug)).collect();
+        Ok(())
     }
 
     /// Reads the person behind `access_token`.
@@ -47,6 +113,9 @@ impl GitHubApi {
             let emails: Vec<GitHubEmail> = serde_json::from_value(emails)
                 .map_err(|_| UpstreamError::Request("GitHub /user/emails answer not understood".into()))?;
             user.email = primary_verified(&emails);
+        }
+        if self.memberships {
+            self.read_memberships(&mut user, access_token).await?;
         }
         Ok(user)
     }

@@ -29,6 +29,7 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ProviderKind, Settings};
+use crate::core::access;
 use crate::core::model::{UpstreamLogin, UserInfo};
 use crate::core::Clock;
 
@@ -110,6 +111,8 @@ pub struct Upstream {
     kind: ProviderKind,
     provider: Provider,
     clock: Clock,
+    /// The claim groups are read from (`groups_claim`, default `groups`).
+    groups_claim: String,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -132,11 +135,18 @@ impl Upstream {
                 Provider::Dev(dev::DevProvider::new(settings))
             }
             _ => {
-                let ep = endpoints::resolve(kind, provider_settings).await?;
-                Provider::Remote(Box::new(remote(ep, provider_settings, &redirect_uri)?))
+                let mut ep = endpoints::resolve(kind, provider_settings).await?;
+                let memberships = kind == ProviderKind::GitHub && access::uses_github(settings);
+                if memberships && !ep.scopes.iter().any(|s| s == github::READ_ORG) {
+                    // Organization and team memberships are only visible with it.
+                    ep.scopes.push(github::READ_ORG.to_owned());
+                }
+                Provider::Remote(Box::new(remote(ep, provider_settings, &redirect_uri, memberships)?))
             }
         };
-        Ok(Upstream { kind, provider, clock: Clock::default() })
+        let groups_claim = provider_settings.groups_claim.as_deref().map(str::trim).filter(|c| !c.is_empty());
+        let groups_claim = groups_claim.unwrap_or(claims::DEFAULT_GROUPS_CLAIM).to_owned();
+        Ok(Upstream { kind, provider, clock: Clock::default(), groups_claim })
     }
 
     /// Uses `clock` for ID token and dev code expiry (the gateway's clock, which tests move).
@@ -207,7 +217,7 @@ impl Upstream {
         match &remote.identity {
             Identity::Userinfo(url) => {
                 let claims = http::get_json(url.as_str(), Some(access_token)).await?;
-                user_from_claims(self.kind(), &claims)
+                self.user_with_memberships(&claims)
             }
             Identity::GitHub(api) => api.user(self.kind(), access_token).await,
             Identity::Oidc(verifier, userinfo) => {
@@ -222,9 +232,20 @@ impl Upstream {
                     None => None,
                 };
                 let merged = claims::merge_userinfo(id_claims, info)?;
-                user_from_claims(self.kind(), &merged)
+                self.user_with_memberships(&merged)
             }
         }
+    }
+
+    /// The user of OIDC-style `claims`, with the groups (and, from Google, the hosted domain)
+    /// the access rules match.
+    fn user_with_memberships(&self, claims: &serde_json::Value) -> Result<UserInfo, UpstreamError> {
+        let mut user = user_from_claims(self.kind(), claims)?;
+        user.memberships.groups = claims::groups(claims, &self.groups_claim);
+        if self.kind == ProviderKind::Google {
+            user.memberships.hosted_domain = claims::hosted_domain(claims);
+        }
+        Ok(user)
     }
 }
 
@@ -233,6 +254,7 @@ fn remote(
     ep: endpoints::Endpoints,
     settings: &crate::config::ProviderSettings,
     redirect_uri: &str,
+    github_memberships: bool,
 ) -> Result<Remote, UpstreamError> {
     if settings.client_id.trim().is_empty() {
         return Err(UpstreamError::Config("client_id is required".into()));
@@ -247,7 +269,9 @@ fn remote(
     }
     let userinfo = ep.userinfo.as_deref().map(parse_url).transpose()?;
     let identity = match (ep.flavor, userinfo) {
-        (endpoints::Flavor::GitHub, Some(user)) => Identity::GitHub(github::GitHubApi::new(user)),
+        (endpoints::Flavor::GitHub, Some(user)) => {
+            Identity::GitHub(github::GitHubApi::new(user).with_memberships(github_memberships))
+        }
         (endpoints::Flavor::Oidc(verifier), userinfo) => Identity::Oidc(verifier, userinfo),
         (_, Some(url)) => Identity::Userinfo(url),
         (_, None) => return Err(UpstreamError::Config("userinfo_url is required".into())),

@@ -218,6 +218,8 @@ pub fn add_service(settings: &mut Settings, id: &str, scopes: &[&str]) {
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
             timeout: 30_000,
             tool_scopes: BTreeMap::new(),
+            access: None,
+            tool_access: BTreeMap::new(),
         },
     );
 }

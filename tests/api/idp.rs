@@ -30,6 +30,10 @@
 //! - `GET /jwks`: the RSA key and the current P-256 key, with `kid`s.
 //! - `GET /user`, `GET /user/emails` (Bearer): GitHub-shaped (`id` numeric when `sub` is
 //!   digits, `login`, `name`, `avatar_url`, `email` null when [`TestIdp::set_email_private`]).
+//! - `GET /user/orgs`, `GET /user/teams` (Bearer, paged with `per_page` and `page`): the
+//!   memberships set with [`TestIdp::set_github_memberships`].
+//! - [`TestIdp::set_extra_claims`] adds claims (groups, Google's `hd`) to the ID token and
+//!   userinfo.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -176,6 +180,10 @@ struct Inner {
     token_auth_methods: Vec<&'static str>,
     ec: EcKey,
     ec_rotations: u32,
+    extra_claims: serde_json::Map<String, Value>,
+    github_orgs: Vec<String>,
+    github_teams: Vec<(String, String)>,
+    github_calls: Vec<String>,
 }
 
 /// The current P-256 signing key.
@@ -266,6 +274,26 @@ impl TestIdp {
     /// What the ID token and userinfo say in `email_verified` (`None`: nothing).
     pub fn set_email_verified(&self, verified: Option<bool>) {
         self.shared.lock().email_verified = verified;
+    }
+
+    /// Claims added to every ID token and userinfo answer from now on (an object).
+    pub fn set_extra_claims(&self, claims: Value) {
+        self.shared.lock().extra_claims = claims.as_object().cloned().unwrap_or_default();
+    }
+
+    /// What `/user/orgs` (logins) and `/user/teams` (`org/slug`) list from now on.
+    pub fn set_github_memberships(&self, orgs: &[&str], teams: &[&str]) {
+        let mut inner = self.shared.lock();
+        inner.github_orgs = orgs.iter().map(|o| (*o).to_owned()).collect();
+        inner.github_teams = teams
+            .iter()
+            .map(|t| t.split_once('/').map(|(o, s)| (o.to_owned(), s.to_owned())).expect("org/slug"))
+            .collect();
+    }
+
+    /// The paths of every `/user/orgs` and `/user/teams` request, with their queries.
+    pub fn github_calls(&self) -> Vec<String> {
+        self.shared.lock().github_calls.clone()
     }
 
     /// The ID token algorithm.
@@ -392,6 +420,10 @@ fn shared(issuer: String) -> Shared {
         token_auth_methods: Vec::new(),
         ec: EcKey::generate(EC_KID),
         ec_rotations: 1,
+        extra_claims: serde_json::Map::new(),
+        github_orgs: Vec::new(),
+        github_teams: Vec::new(),
+        github_calls: Vec::new(),
     };
     Shared { issuer, rsa, rsa_jwk, inner: Mutex::new(inner) }
 }
@@ -410,7 +442,9 @@ fn idp_routes(cfg: &mut web::ServiceConfig) {
         .route("/userinfo", web::get().to(userinfo))
         .route("/jwks", web::get().to(jwks))
         .route("/user", web::get().to(github_user))
-        .route("/user/emails", web::get().to(github_emails));
+        .route("/user/emails", web::get().to(github_emails))
+        .route("/user/orgs", web::get().to(github_orgs))
+        .route("/user/teams", web::get().to(github_teams));
 }
 
 async fn discovery(idp: web::Data<Shared>) -> HttpResponse {
@@ -556,6 +590,9 @@ fn id_token(idp: &Shared, inner: &Inner, grant: &Grant) -> String {
     if let Some(verified) = inner.email_verified {
         claims["email_verified"] = Value::Bool(verified);
     }
+    for (k, v) in &inner.extra_claims {
+        claims[k] = v.clone();
+    }
     let nonce = if fault == IdTokenFault::WrongNonce {
         Some("not-the-nonce".to_owned())
     } else {
@@ -599,8 +636,12 @@ async fn userinfo(idp: web::Data<Shared>, req: HttpRequest) -> HttpResponse {
         "name": user.name,
         "picture": user.picture,
     });
-    if let Some(verified) = idp.lock().email_verified {
+    let inner = idp.lock();
+    if let Some(verified) = inner.email_verified {
         body["email_verified"] = Value::Bool(verified);
+    }
+    for (k, v) in &inner.extra_claims {
+        body[k] = v.clone();
     }
     HttpResponse::Ok().json(body)
 }
@@ -629,4 +670,37 @@ async fn github_emails(idp: web::Data<Shared>, req: HttpRequest) -> HttpResponse
         emails.push(json!({"email": email, "primary": true, "verified": true, "visibility": "private"}));
     }
     HttpResponse::Ok().json(emails)
+}
+
+/// One page of `items` as GitHub pages lists (`per_page`, default 30, and `page`, from 1).
+fn page(req: &HttpRequest, items: Vec<Value>) -> Vec<Value> {
+    let q: HashMap<String, String> =
+        url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
+    let per_page = q.get("per_page").and_then(|v| v.parse().ok()).unwrap_or(30usize);
+    let page = q.get("page").and_then(|v| v.parse().ok()).unwrap_or(1usize).max(1);
+    items.into_iter().skip((page - 1) * per_page).take(per_page).collect()
+}
+
+async fn github_orgs(idp: web::Data<Shared>, req: HttpRequest) -> HttpResponse {
+    if bearer_user(&idp, &req).is_none() {
+        return HttpResponse::Unauthorized().finish();
+    }
+    let mut inner = idp.lock();
+    inner.github_calls.push(format!("{}?{}", req.path(), req.query_string()));
+    let orgs = inner.github_orgs.iter().map(|login| json!({"login": login, "id": 1})).collect();
+    HttpResponse::Ok().json(page(&req, orgs))
+}
+
+async fn github_teams(idp: web::Data<Shared>, req: HttpRequest) -> HttpResponse {
+    if bearer_user(&idp, &req).is_none() {
+        return HttpResponse::Unauthorized().finish();
+    }
+    let mut inner = idp.lock();
+    inner.github_calls.push(format!("{}?{}", req.path(), req.query_string()));
+    let teams = inner
+        .github_teams
+        .iter()
+        .map(|(org, slug)| json!({"slug": slug, "name": slug, "organization": {"login": org}}))
+        .collect();
+    HttpResponse::Ok().json(page(&req, teams))
 }

@@ -4,6 +4,7 @@
 // Support code is shared by many test modules; not every module uses every helper.
 #![allow(dead_code)]
 
+mod access;
 mod account;
 mod admin;
 mod attacks_browser;

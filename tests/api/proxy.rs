@@ -22,6 +22,8 @@ pub fn service(url: String) -> ServiceSettings {
         scopes: Vec::new(),
         timeout: 30_000,
         tool_scopes: BTreeMap::new(),
+        access: None,
+        tool_access: BTreeMap::new(),
     }
 }
 
@@ -60,6 +62,7 @@ pub fn claims(app: &TestApp, service_id: &str) -> AccessClaims {
         name: Some("Alice Example".into()),
         provider: "dev".into(),
         avatar: Some("https://example.com/alice.png".into()),
+        denied_tools: Vec::new(),
     }
 }
 

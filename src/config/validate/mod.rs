@@ -6,6 +6,8 @@ use std::net::IpAddr;
 use secrecy::{ExposeSecret, SecretString};
 use url::{Host, Url};
 
+mod access;
+
 use super::effective::effective_issuer;
 use super::{ProviderKind, ProviderSettings, ServiceSettings, Settings, StorageKind, VaultAuth};
 
@@ -52,6 +54,7 @@ pub fn validate(settings: &Settings) -> Result<(), ConfigError> {
     let kind = check_provider(settings)?;
     check_issuer_is_https(settings)?;
     check_services(settings, kind.as_str())?;
+    access::check(settings, kind)?;
     check_tokens(settings)
 }
 

@@ -1,6 +1,7 @@
 //! Unit tests of `validate`.
 
 use super::*;
+use crate::config::AccessRule;
 
 const GOOD_SECRET: &str = "0123456789abcdef0123456789abcdef";
 
@@ -347,5 +348,48 @@ fn the_admin_token_is_a_long_secret_of_its_own() {
     for bad in ["short", GOOD_SECRET] {
         let e = error(&settings(&format!("admin: {{ token: \"{bad}\" }}")));
         assert_eq!(e.key, "admin.token", "{bad}");
+    }
+}
+
+#[test]
+fn access_rules_must_name_someone_and_fit_the_provider() {
+    validate(&settings("access: {emails: [a@example.com], domains: [example.com], groups: [staff]}"))
+        .unwrap();
+    let cases = [
+        ("access: {emails: []}", "access", "names nobody"),
+        ("access: {emails: [nobody]}", "access.emails", "not an email"),
+        ("access: {domains: ['@example.com']}", "access.domains", "not a domain"),
+        ("access: {groups: ['']}", "access.groups", "non-empty"),
+        ("access: {github_orgs: [acme]}", "access.github_orgs", "needs the github provider"),
+        ("access: {github_teams: [acme/platform]}", "access.github_teams", "needs the github provider"),
+    ];
+    for (over, key, problem) in cases {
+        let err = error(&settings(over));
+        assert_eq!(err.key, key, "{over}: {err}");
+        assert!(err.problem.contains(problem), "{over}: {err}");
+    }
+    let mut s = settings("");
+    s.mcp_services.get_mut("calc").unwrap().tool_access.insert("wipe".into(), AccessRule::default());
+    assert_eq!(error(&s).key, "mcp_services.calc.tool_access.wipe");
+    let mut s = settings("");
+    s.mcp_services.get_mut("calc").unwrap().access = Some(AccessRule::default());
+    assert_eq!(error(&s).key, "mcp_services.calc.access");
+}
+
+#[test]
+fn github_rules_need_github_and_teams_need_org_and_slug() {
+    let github = |over: &str| {
+        let mut s = with_providers("oauth_providers: {github: {client_id: a, client_secret: b}}");
+        s.access = settings(over).access;
+        s
+    };
+    validate(&github("access: {github_orgs: [acme], github_teams: [acme/platform]}")).unwrap();
+    for (over, key) in [
+        ("access: {github_teams: [platform]}", "access.github_teams"),
+        ("access: {github_teams: [acme/]}", "access.github_teams"),
+        ("access: {github_teams: [a/b/c]}", "access.github_teams"),
+        ("access: {github_orgs: [acme/platform]}", "access.github_orgs"),
+    ] {
+        assert_eq!(error(&github(over)).key, key, "{over}");
     }
 }

@@ -25,6 +25,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::access;
 use super::clock::{secs, Clock};
 use super::error::{OAuthError, REFRESH_INVALID};
 use super::jwt::KeyRing;
@@ -179,6 +180,21 @@ impl<S: Store + Revocations> TokenService<S> {
             self.revoke_family(&record.family_id).await?;
             return Err(OAuthError::RefreshReused(record.family_id));
         }
+        if !access::may_use_service(&self.settings, &record.service_id, &record.user) {
+            // The rules are asked again with the facts recorded at login: a rule that changed
+            // since ends the grant at its next refresh.
+            log::info!(
+                "user {} no longer passes the access rule of {}; revoking",
+                record.user.id,
+                record.service_id
+            );
+            self.revoke_family(&record.family_id).await?;
+            return Err(OAuthError::AccessRevoked {
+                family_id: record.family_id,
+                user_id: record.user.id,
+                service_id: record.service_id,
+            });
+        }
         let scope = match check_request(req, &record) {
             Ok(scope) => scope,
             Err(err) => {
@@ -271,6 +287,7 @@ impl<S: Store + Revocations> TokenService<S> {
             name: record.user.name.clone(),
             provider: record.user.provider.clone(),
             avatar: record.user.avatar.clone(),
+            denied_tools: access::denied_tools(&self.settings, &record.service_id, &record.user),
         }
     }
 
