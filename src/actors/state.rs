@@ -13,9 +13,9 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::messages::{
-    AuthenticateClient, BeginUpstream, GetClient, GetLogin, HasApprovedClient, HasConsent, Introspect,
-    IssueCode, IssueTokens, RecordConsent, RedeemCode, RegisterClient, Revoke, RevokeFamily, RotateRefresh,
-    SaveLogin, TakeLogin, TakeUpstream,
+    AuthenticateAssertion, AuthenticateClient, BeginUpstream, GetClient, GetLogin, HasApprovedClient,
+    HasConsent, Introspect, IssueCode, IssueTokens, RecordConsent, RedeemCode, RegisterClient, Revoke,
+    RevokeFamily, RotateRefresh, SaveLogin, TakeLogin, TakeUpstream,
 };
 use crate::core::clients::ClientStore;
 use crate::core::codes::CodeStore;
@@ -73,6 +73,7 @@ state_actor!(
 handle!(ClientRegistry, RegisterClient => |s, m| s.register(m.0).await);
 handle!(ClientRegistry, GetClient => |s, m| s.get(&m.client_id).await);
 handle!(ClientRegistry, AuthenticateClient => |s, m| s.authenticate(&m.client_id, m.client_secret.as_deref()).await);
+handle!(ClientRegistry, AuthenticateAssertion => |s, m| s.authenticate_assertion(m.client_id.as_deref(), &m.assertion).await);
 
 state_actor!(
     /// Owns pending authorizations, upstream login states and codes.

@@ -25,6 +25,7 @@ static SHAPE: LazyLock<Json> = LazyLock::new(|| {
     let sample = serde_json::json!({
         "oauth_providers": { "*": {} },
         "mcp_services": { "*": { "name": "", "url": "", "tool_scopes": { "*": [] } } },
+        "clients": { "*": {} },
     });
     serde_json::from_value::<Settings>(sample).and_then(serde_json::to_value).unwrap_or(Json::Null)
 });

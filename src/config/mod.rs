@@ -1,5 +1,6 @@
 //! Configuration: typed [`Settings`] and how they are loaded and validated.
 
+mod clients;
 mod effective;
 mod expand;
 mod kinds;
@@ -11,6 +12,7 @@ mod render;
 mod settings;
 mod validate;
 
+pub use clients::{host_allowed, CimdSettings, ClientSettings, Clients, RegistrationSettings};
 pub use effective::{default_issuer, effective, effective_issuer, effective_workers};
 pub use expand::{expand_str, expand_value};
 pub use kinds::{ProviderKind, StorageKind, VaultAuth};

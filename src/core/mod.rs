@@ -9,6 +9,8 @@
 //! - The services: [`clients`] (registry, with [`cimd`] metadata documents), [`codes`]
 //!   (pending authorizations and codes), [`tokens`] (issuing, rotation, revocation),
 //!   [`consent`] (remembered consent) and [`mcp_sessions`] (session → user bindings).
+//! - [`machine`]: configured clients, signed client assertions and their keys, and tokens
+//!   issued without a browser.
 
 pub mod audit;
 pub mod cimd;
@@ -19,6 +21,7 @@ pub mod consent;
 pub mod drain;
 pub mod error;
 pub mod jwt;
+pub mod machine;
 pub mod mcp_sessions;
 pub mod metrics;
 pub mod model;

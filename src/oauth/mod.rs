@@ -3,6 +3,7 @@
 
 pub mod authorize;
 pub mod callback;
+pub mod client_credentials;
 pub mod consent;
 pub mod cookies;
 pub mod dev_login;

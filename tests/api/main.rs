@@ -18,6 +18,7 @@ mod helpers;
 mod idp;
 mod info;
 mod latency;
+mod machine;
 mod metadata;
 mod metrics;
 mod proxy;

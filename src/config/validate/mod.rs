@@ -51,6 +51,7 @@ pub fn validate(settings: &Settings) -> Result<(), ConfigError> {
     let kind = check_provider(settings)?;
     check_issuer_is_https(settings)?;
     check_services(settings, kind.as_str())?;
+    clients::check_clients(settings)?;
     check_tokens(settings)
 }
 
@@ -355,5 +356,6 @@ pub fn is_loopback_host(host: &str) -> bool {
     bare.eq_ignore_ascii_case("localhost") || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+mod clients;
 #[cfg(test)]
 mod tests;
