@@ -463,3 +463,35 @@ async fn metadata_names_the_grant_the_method_and_the_algorithms() {
     let m = plain.get("/.well-known/oauth-authorization-server").await.json();
     assert!(!m["grant_types_supported"].as_array().unwrap().iter().any(|v| v == "client_credentials"), "{m}");
 }
+
+#[actix_web::test]
+async fn a_client_credentials_token_is_audited_with_the_client_and_service() {
+    let backend = TestBackend::start().await;
+    let path = std::env::temp_dir().join(format!(
+        "machine-audit-{}-{}.log",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let audit_path = path.to_str().map(str::to_owned);
+    let app = spawn_app_with(|s| {
+        settings(s, &backend, None);
+        s.audit.enabled = true;
+        s.audit.path = audit_path;
+    })
+    .await;
+    let form = [("grant_type", "client_credentials")];
+    assert_eq!(app.post_form("/oauth/token", &form, Some(("ci-bot", SECRET))).await.status, 200);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let issued: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["event"] == "token_issued")
+        .collect();
+    assert_eq!(issued.len(), 1, "{text}");
+    let line = &issued[0];
+    assert_eq!((line["client_id"].as_str(), line["client_name"].as_str()), (Some("ci-bot"), Some("CI bot")));
+    assert_eq!((line["service"].as_str(), line["user_id"].as_str()), (Some("calc"), Some("client:ci-bot")));
+    assert_eq!(line["provider"], "client");
+    assert!(!text.contains(SECRET), "no secret in the trail");
+}
