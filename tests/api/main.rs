@@ -30,6 +30,7 @@ mod servers;
 mod sessions;
 mod smoke;
 mod stepup;
+mod switches;
 mod token;
 mod upstream;
 mod wire;
