@@ -89,6 +89,12 @@ fn granted_scope(
         return Err(OAuthError::InvalidScope(format!("scope '{unknown}' is not offered by this service")));
     }
     let granted: Vec<&str> = asked.into_iter().filter(|s| known.iter().any(|k| k == s)).collect();
+    if granted.is_empty() && !known.is_empty() {
+        // Only other services' scopes: a request meant for another service.
+        return Err(OAuthError::InvalidScope(
+            "none of the requested scopes is offered by this service".into(),
+        ));
+    }
     Ok(granted.join(" "))
 }
 
