@@ -554,3 +554,63 @@ fn healthcheck_exits_0_only_for_a_ready_gateway() {
         String::from_utf8_lossy(&missing.stderr)
     );
 }
+
+/// `clients:` entries that could never work stop startup, each naming its key; good ones are
+/// listed by `check-config` with their secret redacted.
+#[test]
+fn configured_clients_are_checked_and_listed_with_secrets_redacted() {
+    let base = format!(
+        "{GOOD_SECRET}oauth_providers:\n  google: {{client_id: a, client_secret: b}}\nmcp_services:\n  calc: {{name: C, url: 'http://c'}}\n"
+    );
+    let client =
+        |body: &str| format!("{base}clients:\n  ci-bot: {{name: CI bot, services: [calc], {body}}}\n");
+    let cases = [
+        (client("token_endpoint_auth_method: private_key_jwt"), "clients.ci-bot.token_endpoint_auth_method"),
+        (client("token_endpoint_auth_method: client_secret_basic"), "clients.ci-bot.client_secret"),
+        (client("token_endpoint_auth_method: client_secret_post, client_secret: ''"), "clients.ci-bot.client_secret"),
+        (client("token_endpoint_auth_method: none"), "clients.ci-bot.token_endpoint_auth_method"),
+        (
+            format!("{base}clients:\n  ci-bot: {{name: B, services: [nope], token_endpoint_auth_method: client_secret_basic, client_secret: s}}\n"),
+            "clients.ci-bot.services",
+        ),
+        (
+            client("token_endpoint_auth_method: client_secret_basic, client_secret: s, grant_types: [password]"),
+            "clients.ci-bot.grant_types",
+        ),
+        (
+            client("token_endpoint_auth_method: client_secret_basic, client_secret: s, grant_types: [authorization_code]"),
+            "clients.ci-bot.redirect_uris",
+        ),
+        (
+            client("token_endpoint_auth_method: private_key_jwt, jwks_uri: 'http://keys.example/jwks.json'"),
+            "clients.ci-bot.jwks_uri",
+        ),
+        (client("token_endpoint_auth_method: private_key_jwt, jwks: {keys: []}"), "clients.ci-bot.jwks"),
+        (client("token_endpoint_auth_method: client_secret_basic, client_secret: s, colour: red"), "clients.ci-bot.colour"),
+        (
+            format!("{base}clients:\n  'https://x/y': {{name: B, services: [calc], token_endpoint_auth_method: client_secret_basic, client_secret: s}}\n"),
+            "clients.https://x/y",
+        ),
+    ];
+    for (yaml, key) in cases {
+        assert_refused(&yaml, &[], key);
+    }
+
+    let scratch = Scratch::new();
+    let good = format!(
+        "{base}clients:\n  ci-bot: {{name: CI bot, services: [calc], scopes: [read], token_endpoint_auth_method: client_secret_basic, client_secret: '${{CI_BOT_SECRET}}'}}\n  \
+         signer: {{name: Signer, services: [calc], token_endpoint_auth_method: private_key_jwt, jwks_uri: 'https://ci.example.com/jwks.json'}}\n"
+    );
+    let file = scratch.file("config.yaml", &good);
+    let out = run(gateway()
+        .args(["check-config", "--format", "json", "--config"])
+        .arg(&file)
+        .env("CI_BOT_SECRET", "bot-secret-v4lue"));
+    assert_eq!(out.status.code(), Some(0), "{:?}", stderr_lines(&out));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(!stdout.contains("bot-secret-v4lue"), "{stdout}");
+    let value: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(value["clients"]["ci-bot"]["client_secret"], "[redacted]");
+    assert_eq!(value["clients"]["ci-bot"]["name"], "CI bot");
+    assert_eq!(value["clients"]["signer"]["jwks_uri"], "https://ci.example.com/jwks.json");
+}

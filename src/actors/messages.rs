@@ -51,6 +51,18 @@ pub struct DeleteClient {
     pub client_id: String,
 }
 
+/// Authenticate a configured `private_key_jwt` client by its signed client assertion (RFC
+/// 7523): signature with its keys, `iss`/`sub`/`aud`/`exp`, `jti` single use. Failure:
+/// `invalid_client`.
+#[derive(Message)]
+#[rtype(result = "Result<Client, OAuthError>")]
+pub struct AuthenticateAssertion {
+    /// `client_id` of the form, if sent (must equal the assertion's `iss`).
+    pub client_id: Option<String>,
+    /// The `client_assertion` JWT.
+    pub assertion: String,
+}
+
 // ---- AuthCodes ------------------------------------------------------------------------------
 
 /// Store a validated authorization request (TTL `tokens.login_ttl`).

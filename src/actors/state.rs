@@ -13,9 +13,10 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use super::messages::{
-    AuthenticateClient, BeginUpstream, DeleteClient, ForgetClient, GetClient, GetLogin, HasApprovedClient,
-    HasConsent, Introspect, IssueCode, IssueTokens, ListClients, ListGrants, RecordConsent, RedeemCode,
-    RegisterClient, Revoke, RevokeFamily, RevokeGrants, RotateRefresh, SaveLogin, TakeLogin, TakeUpstream,
+    AuthenticateAssertion, AuthenticateClient, BeginUpstream, DeleteClient, ForgetClient, GetClient,
+    GetLogin, HasApprovedClient, HasConsent, Introspect, IssueCode, IssueTokens, ListClients, ListGrants,
+    RecordConsent, RedeemCode, RegisterClient, Revoke, RevokeFamily, RevokeGrants, RotateRefresh, SaveLogin,
+    TakeLogin, TakeUpstream,
 };
 use crate::core::clients::ClientStore;
 use crate::core::codes::CodeStore;
@@ -75,6 +76,7 @@ handle!(ClientRegistry, GetClient => |s, m| s.get(&m.client_id).await);
 handle!(ClientRegistry, AuthenticateClient => |s, m| s.authenticate(&m.client_id, m.client_secret.as_deref()).await);
 handle!(ClientRegistry, ListClients => |s, _m| s.list().await);
 handle!(ClientRegistry, DeleteClient => |s, m| s.delete(&m.client_id).await);
+handle!(ClientRegistry, AuthenticateAssertion => |s, m| s.authenticate_assertion(m.client_id.as_deref(), &m.assertion).await);
 
 state_actor!(
     /// Owns pending authorizations, upstream login states and codes.

@@ -20,6 +20,8 @@ pub struct AccessRule {
     pub github_orgs: Vec<String>,
     /// GitHub teams as `org/team-slug`; github provider only.
     pub github_teams: Vec<String>,
+    /// Configured machine clients (`clients:`) acting for themselves (client credentials).
+    pub clients: Vec<String>,
 }
 
 impl AccessRule {
@@ -30,6 +32,7 @@ impl AccessRule {
             && self.groups.is_empty()
             && self.github_orgs.is_empty()
             && self.github_teams.is_empty()
+            && self.clients.is_empty()
     }
 
     /// Whether the rule needs the person's GitHub organizations or teams.
@@ -46,6 +49,7 @@ impl AccessRule {
             ("groups", &self.groups),
             ("github_orgs", &self.github_orgs),
             ("github_teams", &self.github_teams),
+            ("clients", &self.clients),
         ];
         let parts: Vec<String> = lists
             .iter()

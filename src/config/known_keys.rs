@@ -28,6 +28,7 @@ static SHAPE: LazyLock<Json> = LazyLock::new(|| {
         "mcp_services": { "*": {
             "name": "", "url": "", "tool_scopes": { "*": [] }, "access": {}, "tool_access": { "*": {} },
         } },
+        "clients": { "*": {} },
     });
     serde_json::from_value::<Settings>(sample).and_then(serde_json::to_value).unwrap_or(Json::Null)
 });

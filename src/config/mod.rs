@@ -1,6 +1,7 @@
 //! Configuration: typed [`Settings`] and how they are loaded and validated.
 
 mod access;
+mod clients;
 mod effective;
 mod expand;
 mod kinds;
@@ -13,6 +14,7 @@ mod settings;
 mod validate;
 
 pub use access::AccessRule;
+pub use clients::{host_allowed, CimdSettings, ClientSettings, Clients, RegistrationSettings};
 pub use effective::{default_issuer, effective, effective_issuer, effective_workers};
 pub use expand::{expand_str, expand_value};
 pub use kinds::{ProviderKind, StorageKind, VaultAuth};

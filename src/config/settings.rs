@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_aux::field_attributes::{deserialize_bool_from_anything, deserialize_number_from_string};
 
 use super::access::AccessRule;
+use super::clients::{CimdSettings, Clients, RegistrationSettings};
 use super::kinds::{ProviderKind, StorageKind, VaultAuth};
 use super::limits::{LimitSettings, TrustedProxies};
 use super::observability::{AuditSettings, LogSettings, MetricsSettings};
@@ -72,6 +73,15 @@ pub struct Settings {
     /// The Prometheus metrics listener.
     #[serde(default)]
     pub metrics: MetricsSettings,
+    /// Pre-registered clients (machine clients, confidential web apps), keyed by client id.
+    #[serde(default)]
+    pub clients: Clients,
+    /// Client ID Metadata Documents.
+    #[serde(default)]
+    pub cimd: CimdSettings,
+    /// Dynamic client registration.
+    #[serde(default)]
+    pub registration: RegistrationSettings,
     /// The admin API.
     #[serde(default)]
     pub admin: AdminSettings,

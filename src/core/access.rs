@@ -15,6 +15,9 @@
 use crate::config::{AccessRule, ProviderKind, Settings};
 use crate::core::model::UserInfo;
 
+/// The provider name of a machine client's own identity (`crate::core::machine`).
+pub const CLIENT_PROVIDER: &str = "client";
+
 /// The rule of service `service_id`: its own `access`, else the top-level one; `None`
 /// (anyone with an account at the provider) when neither is set or the service is unknown.
 pub fn service_rule<'a>(settings: &'a Settings, service_id: &str) -> Option<&'a AccessRule> {
@@ -36,6 +39,11 @@ pub fn denied_tools(settings: &Settings, service_id: &str, user: &UserInfo) -> V
 
 /// Whether `user` matches any entry of `rule`.
 pub fn passes(rule: &AccessRule, user: &UserInfo) -> bool {
+    // A machine client acting for itself (`client:{id}`) passes only by name: it has no email
+    // or memberships, and no person's entry may let it in.
+    if user.provider == CLIENT_PROVIDER {
+        return rule.clients.iter().any(|c| c == &user.sub);
+    }
     let facts = &user.memberships;
     let email = user.email.as_deref().map(str::trim).filter(|e| !e.is_empty());
     let email_domain = email.and_then(|e| e.rsplit_once('@')).map(|(_, domain)| domain);

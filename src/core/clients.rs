@@ -14,10 +14,13 @@ use std::sync::Arc;
 use super::cimd::{self, cache::DocumentCache, CimdError, DocumentFetcher};
 use super::clock::{secs, Clock};
 use super::error::OAuthError;
+use super::machine::client_auth::{self, AssertionContext};
+use super::machine::configured::ConfiguredClients;
+use super::machine::jwks::JwksCache;
 use super::model::{keys, normalize_scope, Client, ClientMetadata, ClientSource, Registered};
 use super::redirect_uri;
 use super::store::{json, Store};
-use crate::config::Settings;
+use crate::config::{host_allowed, Settings};
 use crate::secret::{constant_time_eq, hash_token, random_token};
 
 /// Longest accepted `client_name`, in characters.
@@ -45,6 +48,10 @@ pub struct ClientStore<S> {
     fetcher: Arc<dyn DocumentFetcher>,
     /// Validated metadata documents, shared by every actor instance of the process.
     documents: DocumentCache,
+    /// The clients of the configuration, looked up before the store.
+    configured: Arc<ConfiguredClients>,
+    /// Key sets of `private_key_jwt` clients.
+    jwks: JwksCache,
 }
 
 /// Metadata that passed validation, with defaults filled in.
@@ -57,13 +64,23 @@ struct Validated {
 impl<S: Store> ClientStore<S> {
     /// A registry over `backend`, fetching metadata documents with `fetcher`.
     pub fn new(backend: S, settings: Arc<Settings>, clock: Clock, fetcher: Arc<dyn DocumentFetcher>) -> Self {
-        ClientStore { backend, settings, clock, fetcher, documents: DocumentCache::default() }
+        let configured = Arc::new(ConfiguredClients::from_settings(&settings, clock.now()));
+        ClientStore {
+            backend,
+            settings,
+            clock,
+            fetcher,
+            documents: DocumentCache::default(),
+            configured,
+            jwks: JwksCache::default(),
+        }
     }
 
     /// Validates `meta` (RFC 7591 §2) and stores a new client with a random id. A secret is
     /// minted only for the secret-based auth methods and returned here once.
     pub async fn register(&self, meta: ClientMetadata) -> Result<Registered, OAuthError> {
         let valid = validate(&meta, self.settings.limits.max_redirect_uris)?;
+        check_redirect_hosts(&meta.redirect_uris, &self.settings.registration.allowed_redirect_hosts)?;
         let client_secret = (valid.auth_method != "none").then(|| random_token(32));
         let mut client =
             build_client(random_token(16), meta, valid, self.clock.now(), ClientSource::Registered);
@@ -71,6 +88,9 @@ impl<S: Store> ClientStore<S> {
         // 16 random bytes do not collide in practice; put_if_absent makes sure a collision
         // could never overwrite another client's registration.
         let key = keys::client(&client.client_id);
+        if self.configured.contains(&client.client_id) {
+            return Err(OAuthError::internal("client id collision with a configured client"));
+        }
         if !json::put_if_absent(&self.backend, &key, &client, self.unused_ttl()).await? {
             return Err(OAuthError::internal("client id collision"));
         }
@@ -90,6 +110,9 @@ impl<S: Store> ClientStore<S> {
     pub async fn get(&self, client_id: &str) -> Result<Option<Client>, OAuthError> {
         if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_LEN {
             return Ok(None);
+        }
+        if let Some(configured) = self.configured.get(client_id) {
+            return Ok(Some(configured.client.clone()));
         }
         if is_metadata_document_id(client_id) {
             return self.metadata_document(client_id).await;
@@ -120,7 +143,18 @@ impl<S: Store> ClientStore<S> {
             }
             OAuthError::InvalidClient(e.to_string())
         };
+        if !self.settings.cimd.enabled {
+            return Err(OAuthError::InvalidClient(
+                "client ID metadata documents are not accepted here".into(),
+            ));
+        }
         let url = cimd::parse_client_id(client_id, allow_private).map_err(refused)?;
+        let allowed = &self.settings.cimd.allowed_domains;
+        if !allowed.is_empty() && !url.host_str().is_some_and(|h| host_allowed(allowed, h)) {
+            return Err(OAuthError::InvalidClient(
+                "client ID metadata documents are accepted only from the configured domains".into(),
+            ));
+        }
         let fetched = self.fetcher.fetch(&url, allow_private).await.map_err(refused)?;
         let meta = cimd::parse_document(&fetched.body, client_id).map_err(refused)?;
         let valid = validate(&meta, self.settings.limits.max_redirect_uris)
@@ -171,6 +205,12 @@ impl<S: Store> ClientStore<S> {
     /// `invalid_client` with the same description, so it does not tell which part was wrong.
     pub async fn authenticate(&self, client_id: &str, secret: Option<&str>) -> Result<Client, OAuthError> {
         let refused = || OAuthError::InvalidClient("client authentication failed".into());
+        if let Some(configured) = self.configured.get(client_id) {
+            // A configured client authenticates with the method it was configured for only:
+            // a `private_key_jwt` client has no secret.
+            let ok = secret.is_some_and(|s| self.configured.secret_matches(configured, s));
+            return if ok { Ok(configured.client.clone()) } else { Err(refused()) };
+        }
         let client = self.get(client_id).await?.ok_or_else(refused)?;
         if client.token_endpoint_auth_method == "none" {
             return Ok(client);
@@ -185,6 +225,50 @@ impl<S: Store> ClientStore<S> {
             Err(refused())
         }
     }
+}
+
+impl<S: Store> ClientStore<S> {
+    /// Authenticates a configured `private_key_jwt` client by its signed `assertion`
+    /// ([`client_auth`]); `client_id` is the form's, if it sent one.
+    pub async fn authenticate_assertion(
+        &self,
+        client_id: Option<&str>,
+        assertion: &str,
+    ) -> Result<Client, OAuthError> {
+        let issuer = &self.settings.issuer;
+        let ctx = AssertionContext {
+            clients: &self.configured,
+            jwks: &self.jwks,
+            fetcher: self.fetcher.as_ref(),
+            store: &self.backend,
+            audiences: vec![format!("{issuer}/oauth/token"), format!("{issuer}/token"), issuer.clone()],
+            allow_private: self.settings.runtime.allow_private_cimd,
+            now: self.clock.now(),
+        };
+        client_auth::authenticate(&ctx, client_id, assertion).await
+    }
+}
+
+/// `registration.allowed_redirect_hosts`: an `http(s)` redirect URI must point at a listed
+/// host, unless it is loopback (a native app on the person's own machine, RFC 8252) ; other
+/// schemes are private-use ones of native apps and stay on the device.
+fn check_redirect_hosts(uris: &[String], allowed: &[String]) -> Result<(), OAuthError> {
+    if allowed.is_empty() {
+        return Ok(());
+    }
+    for uri in uris {
+        let Ok(url) = url::Url::parse(uri) else { continue };
+        if !matches!(url.scheme(), "http" | "https") || redirect_uri::is_loopback(&url) {
+            continue;
+        }
+        if !url.host_str().is_some_and(|h| host_allowed(allowed, h)) {
+            return Err(OAuthError::InvalidRedirectUri(format!(
+                "redirect URIs may point only at {} (or loopback)",
+                allowed.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The one way a [`Client`] record is made from validated metadata (no secret yet).

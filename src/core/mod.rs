@@ -10,6 +10,8 @@
 //!   (pending authorizations and codes), [`tokens`] (issuing, rotation, revocation),
 //!   [`consent`] (remembered consent) and [`mcp_sessions`] (session → user bindings).
 //! - [`access`]: the access rules, matched against what the provider said of a person.
+//! - [`machine`]: configured clients, signed client assertions and their keys, and tokens
+//!   issued without a browser.
 
 pub mod access;
 pub mod audit;
@@ -21,6 +23,7 @@ pub mod consent;
 pub mod drain;
 pub mod error;
 pub mod jwt;
+pub mod machine;
 pub mod mcp_sessions;
 pub mod metrics;
 pub mod model;

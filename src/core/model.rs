@@ -83,6 +83,8 @@ pub enum ClientSource {
     Registered,
     /// A Client ID Metadata Document fetched from the `client_id` URL.
     MetadataDocument,
+    /// Listed under `clients:` in the configuration; never stored.
+    Configured,
 }
 
 /// A registered OAuth client.
@@ -316,7 +318,9 @@ pub struct TokenResponse {
     pub expires_in: i64,
     /// Granted scopes.
     pub scope: String,
-    /// The new refresh token.
+    /// The new refresh token; empty (and left out of the response) for grants that issue
+    /// none (client credentials, identity assertions).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub refresh_token: String,
     /// What the access token says (user, client, service, grant), for the audit trail; never
     /// sent.
@@ -387,6 +391,11 @@ pub mod keys {
     /// is not stored in clear.
     pub fn mcp_session(service_id: &str, session_hash: &str) -> String {
         format!("mcpsession:{service_id}:{session_hash}")
+    }
+    /// A `jti` of a signed assertion (a client's or an identity assertion) already used, by
+    /// the hash of its issuer and id: single use across instances until it expires.
+    pub fn used_assertion(issuer: &str, jti: &str) -> String {
+        format!("jtiused:{}", hash_token(&format!("{issuer}\n{jti}")))
     }
     /// The signing key set.
     pub fn signing_keys() -> String {

@@ -54,7 +54,7 @@ fn client_label(client: &Client) -> String {
     let name = client.client_name.as_deref().map(str::trim).filter(|n| !n.is_empty());
     let host = match client.source {
         ClientSource::MetadataDocument => cimd::display_host(&client.client_id),
-        ClientSource::Registered => None,
+        ClientSource::Registered | ClientSource::Configured => None,
     };
     match (name, host) {
         (Some(name), Some(host)) => format!("{name} ({host})"),

@@ -12,7 +12,11 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ServiceSettings, Settings};
+use crate::core::machine::assertion::ALGORITHM_NAMES;
 use crate::state::AppState;
+
+/// The client credentials grant type.
+const CLIENT_CREDENTIALS: &str = "client_credentials";
 
 /// Discovery documents change only with the configuration: let clients cache them briefly.
 const CACHE: &str = "public, max-age=300";
@@ -21,8 +25,13 @@ const CACHE: &str = "public, max-age=300";
 /// are always issued, so it carries no meaning here.
 pub const OFFLINE_ACCESS: &str = "offline_access";
 
-/// Client authentication methods of the token, revocation and introspection endpoints.
+/// Client authentication methods of the revocation and introspection endpoints.
 const AUTH_METHODS: [&str; 3] = ["none", "client_secret_post", "client_secret_basic"];
+
+/// Client authentication methods of the token endpoint: those, and `private_key_jwt` for the
+/// configured clients.
+const TOKEN_AUTH_METHODS: [&str; 4] =
+    ["none", "client_secret_post", "client_secret_basic", "private_key_jwt"];
 
 /// RFC 8414 authorization-server metadata.
 #[derive(Debug, Serialize, Deserialize)]
@@ -33,8 +42,9 @@ pub struct ServerMetadata {
     pub authorization_endpoint: String,
     /// `{issuer}/oauth/token`.
     pub token_endpoint: String,
-    /// `{issuer}/oauth/register`.
-    pub registration_endpoint: String,
+    /// `{issuer}/oauth/register`; absent when `registration.enabled` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_endpoint: Option<String>,
     /// `{issuer}/oauth/revoke`.
     pub revocation_endpoint: String,
     /// `{issuer}/oauth/introspect`.
@@ -45,12 +55,15 @@ pub struct ServerMetadata {
     pub response_types_supported: Vec<String>,
     /// `["query"]`.
     pub response_modes_supported: Vec<String>,
-    /// Authorization code and refresh token.
+    /// Authorization code and refresh token; `client_credentials` when a configured client
+    /// may use it.
     pub grant_types_supported: Vec<String>,
     /// `["S256"]` only.
     pub code_challenge_methods_supported: Vec<String>,
     /// Token endpoint client authentication methods.
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// Algorithms of `private_key_jwt` client assertions.
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
     /// Revocation endpoint client authentication methods.
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
     /// Introspection endpoint client authentication methods.
@@ -94,6 +107,21 @@ pub fn all_scopes(settings: &Settings) -> Vec<String> {
     set.into_iter().collect()
 }
 
+/// The grant types of the token endpoint: the two of every client, and the client
+/// credentials grant when a configured client may use it (a configured client listing no
+/// grant types has that one).
+fn grant_types(settings: &Settings) -> Vec<String> {
+    let mut out = strings(["authorization_code", "refresh_token"]);
+    let machine = settings
+        .clients
+        .values()
+        .any(|c| c.grant_types.is_empty() || c.grant_types.iter().any(|g| g == CLIENT_CREDENTIALS));
+    if machine {
+        out.push(CLIENT_CREDENTIALS.to_owned());
+    }
+    out
+}
+
 /// The RFC 8414 document for `settings`.
 pub fn server_metadata(settings: &Settings) -> ServerMetadata {
     let iss = &settings.issuer;
@@ -101,19 +129,20 @@ pub fn server_metadata(settings: &Settings) -> ServerMetadata {
         issuer: iss.clone(),
         authorization_endpoint: format!("{iss}/oauth/authorize"),
         token_endpoint: format!("{iss}/oauth/token"),
-        registration_endpoint: format!("{iss}/oauth/register"),
+        registration_endpoint: settings.registration.enabled.then(|| format!("{iss}/oauth/register")),
         revocation_endpoint: format!("{iss}/oauth/revoke"),
         introspection_endpoint: format!("{iss}/oauth/introspect"),
         jwks_uri: format!("{iss}/.well-known/jwks.json"),
         response_types_supported: strings(["code"]),
         response_modes_supported: strings(["query"]),
-        grant_types_supported: strings(["authorization_code", "refresh_token"]),
+        grant_types_supported: grant_types(settings),
         code_challenge_methods_supported: strings(["S256"]),
-        token_endpoint_auth_methods_supported: strings(AUTH_METHODS),
+        token_endpoint_auth_methods_supported: strings(TOKEN_AUTH_METHODS),
+        token_endpoint_auth_signing_alg_values_supported: strings(ALGORITHM_NAMES),
         revocation_endpoint_auth_methods_supported: strings(AUTH_METHODS),
         introspection_endpoint_auth_methods_supported: strings(AUTH_METHODS),
         scopes_supported: all_scopes(settings),
-        client_id_metadata_document_supported: true,
+        client_id_metadata_document_supported: settings.cimd.enabled,
         authorization_response_iss_parameter_supported: true,
         service_documentation: format!("{iss}/"),
         subject_types_supported: None,

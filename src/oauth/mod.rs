@@ -4,6 +4,7 @@
 pub mod account;
 pub mod authorize;
 pub mod callback;
+pub mod client_credentials;
 pub mod consent;
 pub mod cookies;
 pub mod dev_login;

@@ -132,6 +132,13 @@ async fn register(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, OAuthError> {
+    if !state.settings.registration.enabled {
+        // 403 with an OAuth error rather than 404: a client that tries anyway learns that the
+        // gateway refuses registration, not that it mistyped a path.
+        return Err(OAuthError::AccessDenied(
+            "dynamic client registration is disabled on this gateway".into(),
+        ));
+    }
     if let Err(refused) = limits::check(&state, Endpoint::Register, &req).await {
         return Ok(refused);
     }

@@ -1,13 +1,14 @@
 //! Which service and scopes an authorization request is for: the RFC 8707 `resource` mapped
 //! to a service (or, with no `resource` and several services, the person's pick on the consent
 //! page, checklist B8), and the scopes that service can grant (its `scopes` and every scope its
-//! `tool_scopes` name; without `scope`, the base `scopes` only). `offline_access` is accepted
-//! and dropped: refresh tokens are always issued.
+//! `tool_scopes` name; without `scope`, the base `scopes` only; scopes of other services are
+//! dropped, so a client asking for all of `scopes_supported` gets this service's share).
+//! `offline_access` is accepted and dropped: refresh tokens are always issued.
 
 use crate::config::Settings;
 use crate::core::model::PendingAuthorization;
 use crate::core::OAuthError;
-use crate::oauth::metadata::{service_scopes, OFFLINE_ACCESS};
+use crate::oauth::metadata::{all_scopes, service_scopes, OFFLINE_ACCESS};
 use crate::oauth::resource;
 
 /// The service id and canonical resource the request is for; `None` when the request names
@@ -81,10 +82,20 @@ fn granted_scope(
         let base = service.scopes.iter().filter(|s| *s != OFFLINE_ACCESS);
         return Ok(base.cloned().collect::<Vec<_>>().join(" "));
     }
-    if let Some(unknown) = asked.iter().find(|s| !known.iter().any(|k| k == *s)) {
+    // A client that asks for every `scopes_supported` value (the gateway-wide list) gets those
+    // of this service; a scope no service offers is a mistake worth an error.
+    let offered_anywhere = all_scopes(settings);
+    if let Some(unknown) = asked.iter().find(|s| !offered_anywhere.iter().any(|k| k == *s)) {
         return Err(OAuthError::InvalidScope(format!("scope '{unknown}' is not offered by this service")));
     }
-    Ok(asked.join(" "))
+    let granted: Vec<&str> = asked.into_iter().filter(|s| known.iter().any(|k| k == s)).collect();
+    if granted.is_empty() && !known.is_empty() {
+        // Only other services' scopes: a request meant for another service.
+        return Err(OAuthError::InvalidScope(
+            "none of the requested scopes is offered by this service".into(),
+        ));
+    }
+    Ok(granted.join(" "))
 }
 
 /// The scopes a request asks for, each once, in order, without `offline_access`.
@@ -169,5 +180,13 @@ mod tests {
         assert_eq!(granted_scope(&s, "a", None).ok().as_deref(), Some("read write"));
         assert_eq!(granted_scope(&s, "a", Some("read admin")).ok().as_deref(), Some("read admin"));
         assert!(matches!(granted_scope(&s, "a", Some("root")), Err(OAuthError::InvalidScope(_))));
+    }
+
+    #[test]
+    fn asking_for_every_advertised_scope_gets_this_services_share() {
+        let s = settings(&[("a", &["read", "write"]), ("b", &["deploy"])]);
+        assert_eq!(granted_scope(&s, "a", Some("deploy read write")).ok().as_deref(), Some("read write"));
+        assert_eq!(granted_scope(&s, "b", Some("deploy read write")).ok().as_deref(), Some("deploy"));
+        assert!(matches!(granted_scope(&s, "a", Some("read nope")), Err(OAuthError::InvalidScope(_))));
     }
 }

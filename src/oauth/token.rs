@@ -1,5 +1,7 @@
 //! `POST /oauth/token` (and `/token` for 2025-03-26 clients): the authorization-code grant
-//! with PKCE and RFC 8707 `resource`, and the refresh-token grant with rotation. Form bodies
+//! with PKCE and RFC 8707 `resource`, and the refresh-token grant with rotation; the client
+//! credentials grant and `private_key_jwt` of configured clients live in
+//! [`client_credentials`]. Form bodies
 //! only (RFC 6749 §3.2); a repeated parameter fails to parse and is `invalid_request`.
 //!
 //! `redirect_uri`, when sent, must equal the one the code was issued for. OAuth 2.1 lets a
@@ -18,7 +20,7 @@ use crate::core::model::Redemption;
 use crate::core::model::{Client, TokenResponse};
 use crate::core::pkce;
 use crate::core::OAuthError;
-use crate::oauth::resource;
+use crate::oauth::{client_credentials, resource};
 use crate::state::AppState;
 use crate::web::limits::{self, Endpoint};
 use crate::web::request_id::Caller;
@@ -35,6 +37,8 @@ pub struct TokenForm {
     scope: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
 }
 
 /// `(client_id, client_secret)` from an `Authorization: Basic` header (RFC 6749 §2.3.1: both
@@ -208,17 +212,29 @@ async fn token(
     }
     let form = form.into_inner();
     let grant = required(&form.grant_type, "grant_type")?;
-    if !matches!(grant, "authorization_code" | "refresh_token") {
+    if !matches!(grant, "authorization_code" | "refresh_token" | "client_credentials") {
         return Err(OAuthError::UnsupportedGrantType(format!("grant_type {grant} is not supported")));
     }
-    let client =
-        authenticate_client(&state, &req, form.client_id.as_deref(), form.client_secret.as_deref()).await?;
+    let assertion = client_credentials::AssertionParams {
+        client_id: form.client_id.as_deref(),
+        client_secret: form.client_secret.as_deref(),
+        assertion_type: form.client_assertion_type.as_deref(),
+        assertion: form.client_assertion.as_deref(),
+    };
+    let client = if assertion.present() {
+        client_credentials::authenticate(&state, &req, assertion).await?
+    } else {
+        authenticate_client(&state, &req, form.client_id.as_deref(), form.client_secret.as_deref()).await?
+    };
     may_use(&client, grant)?;
     let caller = Caller::of(&req, &state.settings.trusted_proxies);
-    let (result, event) = if grant == "authorization_code" {
-        (authorization_code(&state, &caller, &form, &client).await, "token_issued")
-    } else {
-        (refresh(&state, &form, &client).await, "token_refreshed")
+    let (result, event) = match grant {
+        "authorization_code" => (authorization_code(&state, &caller, &form, &client).await, "token_issued"),
+        "client_credentials" => {
+            let (resource, scope) = (form.resource.as_deref(), form.scope.as_deref());
+            (client_credentials::grant(&state, &client, resource, scope), "token_issued")
+        }
+        _ => (refresh(&state, &form, &client).await, "token_refreshed"),
     };
     let tokens = result.inspect_err(|e| match e {
         OAuthError::RefreshReused(family) => {

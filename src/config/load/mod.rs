@@ -8,7 +8,7 @@
 //! 5. `MCP_GATEWAY_HOST`, `MCP_GATEWAY_PORT`, `MCP_DEBUG` (the older gateway's names);
 //! 6. the `--host`, `--port`, `--debug` flags.
 //!
-//! Files merge key by key, except `oauth_providers` and `mcp_services`: those come whole from
+//! Files merge key by key, except `oauth_providers`, `mcp_services` and `clients`: those come whole from
 //! the highest file that names them, so a config file with its own provider replaces the
 //! default `dev` provider instead of adding a second one (which validation would refuse).
 //! Environment variables then override single keys inside whatever map won; a list key takes
@@ -30,7 +30,7 @@ use super::validate::{validate, ConfigError};
 use super::Settings;
 
 /// Keys taken whole from the highest file layer that names them.
-pub const WHOLE_MAP_KEYS: [&str; 2] = ["oauth_providers", "mcp_services"];
+pub const WHOLE_MAP_KEYS: [&str; 3] = ["oauth_providers", "mcp_services", "clients"];
 
 /// Prefix of the nested environment overrides (`MCP_GATEWAY__STORAGE__REDIS__HOST`).
 pub const ENV_PREFIX: &str = "MCP_GATEWAY";

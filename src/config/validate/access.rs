@@ -6,6 +6,7 @@ use crate::config::{AccessRule, ProviderKind, Settings};
 
 /// Checks `access`, each service's `access` and each `tool_access` rule.
 pub(super) fn check(settings: &Settings, provider: ProviderKind) -> Result<(), ConfigError> {
+    check_client_names(settings)?;
     if let Some(rule) = &settings.access {
         check_rule("access", rule, provider)?;
     }
@@ -31,7 +32,7 @@ fn check_rule(key: &str, rule: &AccessRule, provider: ProviderKind) -> Result<()
         return Err(ConfigError::new(
             key,
             "names nobody (every list is empty), so it would refuse everyone; list emails, domains, \
-             groups, github_orgs or github_teams, or remove it to allow anyone with an account",
+             groups, github_orgs, github_teams or clients, or remove it to allow anyone with an account",
         ));
     }
     let lists = [
@@ -40,6 +41,7 @@ fn check_rule(key: &str, rule: &AccessRule, provider: ProviderKind) -> Result<()
         ("groups", &rule.groups),
         ("github_orgs", &rule.github_orgs),
         ("github_teams", &rule.github_teams),
+        ("clients", &rule.clients),
     ];
     for (name, list) in lists {
         if list.iter().any(|entry| entry.trim().is_empty() || entry.trim().contains(char::is_whitespace)) {
@@ -81,6 +83,25 @@ fn check_rule(key: &str, rule: &AccessRule, provider: ProviderKind) -> Result<()
             format!("{key}.github_orgs"),
             "an organization has no '/'; list teams as org/team-slug under github_teams",
         ));
+    }
+    Ok(())
+}
+
+/// Every `clients` entry of a rule names a client configured under `clients:`.
+fn check_client_names(settings: &Settings) -> Result<(), ConfigError> {
+    let services = settings.mcp_services.iter().flat_map(|(id, s)| {
+        let own = s.access.iter().map(move |r| (format!("mcp_services.{id}.access"), r));
+        let tools = s.tool_access.iter().map(move |(t, r)| (format!("mcp_services.{id}.tool_access.{t}"), r));
+        own.chain(tools)
+    });
+    let rules = settings.access.iter().map(|r| ("access".to_owned(), r)).chain(services);
+    for (key, rule) in rules {
+        if let Some(unknown) = rule.clients.iter().find(|c| !settings.clients.contains_key(c.trim())) {
+            return Err(ConfigError::new(
+                format!("{key}.clients"),
+                format!("{unknown:?} is not a client configured under clients:"),
+            ));
+        }
     }
     Ok(())
 }

@@ -55,6 +55,7 @@ pub fn validate(settings: &Settings) -> Result<(), ConfigError> {
     check_issuer_is_https(settings)?;
     check_services(settings, kind.as_str())?;
     access::check(settings, kind)?;
+    clients::check_clients(settings)?;
     check_tokens(settings)
 }
 
@@ -375,5 +376,6 @@ pub fn is_loopback_host(host: &str) -> bool {
     bare.eq_ignore_ascii_case("localhost") || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+mod clients;
 #[cfg(test)]
 mod tests;

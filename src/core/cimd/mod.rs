@@ -9,8 +9,9 @@
 //! together.
 //!
 //! Only public clients: a document cannot carry a secret (anyone can read it), so its
-//! `token_endpoint_auth_method` must be `none`; `private_key_jwt` is refused too because the
-//! gateway does not verify client assertions.
+//! `token_endpoint_auth_method` must be `none`; `private_key_jwt` is refused too: the gateway
+//! verifies client assertions only for the clients of its configuration, whose keys the
+//! operator vouches for (`crate::core::machine`).
 
 use std::future::Future;
 use std::pin::Pin;
