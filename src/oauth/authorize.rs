@@ -106,6 +106,13 @@ fn check_request(
     }
     let (service_id, resource, scope) =
         target::for_request(&state.settings, q.resource.as_deref(), q.scope.as_deref())?;
+    // A configured client may use its own services only, and must name one (no picking).
+    if client.source == ClientSource::Configured {
+        let allowed = state.settings.clients.get(&client.client_id).map(|c| &c.services);
+        if !allowed.is_some_and(|services| services.contains(&service_id)) {
+            return Err(OAuthError::InvalidTarget("resource is not a service this client may use".into()));
+        }
+    }
     let login_ttl = i64::try_from(state.settings.tokens.login_ttl).unwrap_or(600);
     Ok(PendingAuthorization {
         id: crate::secret::random_token(24),

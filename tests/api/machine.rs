@@ -530,3 +530,35 @@ async fn access_rules_admit_a_machine_client_only_by_name() {
     let claims = app.state.keys.verify(&token, &other, app.state.clock.now()).unwrap();
     assert_eq!(claims.denied_tools, ["wipe"], "tool rules apply to clients too");
 }
+
+#[actix_web::test]
+async fn a_configured_web_client_gets_codes_for_its_own_services_only() {
+    let backend = TestBackend::start().await;
+    let app = spawn_app_with(|s| {
+        settings(s, &backend, None);
+        let mut web = client("client_secret_basic", &["calc"], &[]);
+        web.grant_types = vec!["authorization_code".into()];
+        web.redirect_uris = vec![crate::flow::REDIRECT.into()];
+        s.clients.insert("web-app".into(), web);
+    })
+    .await;
+    let web = crate::flow::TestClient {
+        client_id: "web-app".into(),
+        client_secret: Some(SECRET.into()),
+        redirect_uri: crate::flow::REDIRECT.into(),
+    };
+    let mut browser = crate::flow::Browser::new();
+    let own = app.authorize(&mut browser, &crate::flow::AuthRequest::new(&app, &web, Some("calc"))).await;
+    assert_eq!(own.status, 200, "the consent page for its own service: {}", own.body);
+    for other in [Some("other"), None] {
+        let page = app.authorize(&mut browser, &crate::flow::AuthRequest::new(&app, &web, other)).await;
+        assert!(!page.body.contains("name=\"pending_id\""), "no consent page for {other:?}: {}", page.body);
+        assert!(
+            page.body.contains("invalid_target") || page.location().contains("error=invalid_target"),
+            "{other:?}: {} {} {}",
+            page.status,
+            page.location(),
+            page.body
+        );
+    }
+}
