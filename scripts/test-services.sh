@@ -51,6 +51,6 @@ echo "BAO_BIN=$bao_bin"
 # Debian's chromium for the browser test (tests/e2e/test/browser.test.mjs, playwright-core
 # pointed at it: no browser download is reachable).
 if ! command -v chromium >/dev/null 2>&1; then
-  echo "installing chromium (apt)"
+  echo "installing chromium (apt)" >&2
   apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 fi
