@@ -117,6 +117,8 @@ async fn proxy(
             match e {
                 ProxyError::Timeout(_) => metrics.backend_timeouts.inc(),
                 ProxyError::BadGateway(_) => metrics.backend_errors.inc(),
+                // Refused while its body was read for the tool rules: a tool call.
+                ProxyError::ToolDenied(_) => method = McpMethod::ToolsCall,
                 _ => {}
             }
             actix_web::ResponseError::status_code(e)
