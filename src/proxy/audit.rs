@@ -16,18 +16,14 @@ use std::time::Instant;
 
 use actix_web::body::{BodySize, MessageBody};
 use bytes::Bytes;
-use serde::de::IgnoredAny;
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::error::ProxyError;
+use super::jsonrpc;
 use crate::core::audit::{self, Audit, Event};
 use crate::core::metrics::McpMethod;
 use crate::core::model::AccessClaims;
 use crate::web::request_id::Caller;
-
-/// The method whose `params.name` is a tool.
-const TOOLS_CALL: &str = "tools/call";
 
 /// One `tools/call` found in a body.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,40 +43,6 @@ pub enum Calls {
     NotInspected,
 }
 
-#[derive(Deserialize)]
-struct Message {
-    #[serde(default)]
-    method: Option<IgnoredOr<String>>,
-    #[serde(default)]
-    id: Option<Value>,
-    #[serde(default)]
-    params: Option<IgnoredOr<Params>>,
-}
-
-#[derive(Deserialize)]
-struct Params {
-    #[serde(default)]
-    name: Option<IgnoredOr<String>>,
-}
-
-/// A value of the expected type, or anything else (ignored).
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum IgnoredOr<T> {
-    Is(T),
-    #[allow(dead_code)]
-    Other(IgnoredAny),
-}
-
-impl<T> IgnoredOr<T> {
-    fn into_option(self) -> Option<T> {
-        match self {
-            IgnoredOr::Is(t) => Some(t),
-            IgnoredOr::Other(_) => None,
-        }
-    }
-}
-
 /// The tool calls in a JSON-RPC body (one message or a batch). A body serde cannot read
 /// (not JSON, a repeated key) is [`Calls::NotInspected`]: the backend may read it otherwise.
 pub fn calls_in(body: &[u8]) -> Calls {
@@ -91,29 +53,17 @@ pub fn calls_in(body: &[u8]) -> Calls {
 /// for the trail and its MCP method for the metrics.
 pub fn inspect(body: Option<&[u8]>) -> (Calls, McpMethod) {
     let Some(body) = body else { return (Calls::NotInspected, McpMethod::Unknown) };
-    let batch = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
-    let messages: Result<Vec<Message>, _> = match batch {
-        true => serde_json::from_slice(body),
-        false => serde_json::from_slice::<Message>(body).map(|m| vec![m]),
-    };
-    let Ok(messages) = messages else { return (Calls::NotInspected, McpMethod::Unknown) };
-    let method = match (batch, messages.first().map(|m| &m.method)) {
+    let Some(messages) = jsonrpc::parse(body) else { return (Calls::NotInspected, McpMethod::Unknown) };
+    let method = match (jsonrpc::is_batch(body), messages.first()) {
         (true, _) => McpMethod::Batch,
-        (false, Some(Some(IgnoredOr::Is(name)))) => McpMethod::of_name(name),
-        (false, Some(None)) => McpMethod::Response,
-        (false, _) => McpMethod::Other,
+        (false, Some(m)) if !m.has_method() => McpMethod::Response,
+        (false, Some(m)) => m.method().map_or(McpMethod::Other, McpMethod::of_name),
+        (false, None) => McpMethod::Other,
     };
     let calls = messages
-        .into_iter()
-        .filter(|m| matches!(&m.method, Some(IgnoredOr::Is(method)) if method == TOOLS_CALL))
-        .map(|m| ToolCall {
-            tool: m
-                .params
-                .and_then(IgnoredOr::into_option)
-                .and_then(|p| p.name)
-                .and_then(IgnoredOr::into_option),
-            id: m.id,
-        })
+        .iter()
+        .filter(|m| m.method() == Some(jsonrpc::TOOLS_CALL))
+        .map(|m| ToolCall { tool: m.tool().map(str::to_owned), id: m.id.clone() })
         .collect();
     (Calls::Read(calls), method)
 }

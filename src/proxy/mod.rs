@@ -21,6 +21,7 @@ pub mod draining;
 pub mod error;
 pub mod forward;
 pub mod headers;
+pub mod jsonrpc;
 pub mod origin;
 pub mod slow_body;
 pub mod stepup;

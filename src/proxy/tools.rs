@@ -28,12 +28,11 @@ use actix_web::http::header::{self, HeaderMap};
 use actix_web::http::Method;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
-use serde::de::IgnoredAny;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::{DeniedCalls, ProxyError};
 use super::forward::{self, Body};
+use super::jsonrpc::{is_batch, parse, Message, TOOLS_CALL};
 use super::{headers, slow_body, stepup};
 use crate::config::Settings;
 use crate::core::model::AccessClaims;
@@ -48,7 +47,6 @@ pub const MAX_JSON_ANSWER: usize = 8 << 20;
 /// Largest single event of an event stream held to filter it.
 pub const MAX_EVENT: usize = 8 << 20;
 
-const TOOLS_CALL: &str = "tools/call";
 const TOOLS_LIST: &str = "tools/list";
 
 /// Put in the request's extensions when its body asks `tools/list`: its JSON answer is read
@@ -57,48 +55,6 @@ const TOOLS_LIST: &str = "tools/list";
 struct ListsTools;
 
 /// One JSON-RPC message, reduced to what the check needs; a repeated member fails the parse.
-#[derive(Deserialize)]
-struct Message {
-    #[serde(default)]
-    id: Option<Value>,
-    #[serde(default)]
-    method: Option<IgnoredOr<String>>,
-    #[serde(default)]
-    params: Option<IgnoredOr<Params>>,
-}
-
-#[derive(Deserialize)]
-struct Params {
-    #[serde(default)]
-    name: Option<IgnoredOr<String>>,
-}
-
-/// A value of the expected type, or anything else.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum IgnoredOr<T> {
-    Is(T),
-    #[allow(dead_code)]
-    Other(IgnoredAny),
-}
-
-impl Message {
-    fn method(&self) -> Option<&str> {
-        match &self.method {
-            Some(IgnoredOr::Is(m)) => Some(m),
-            _ => None,
-        }
-    }
-
-    /// The tool a `tools/call` names; `None` when it names none in a readable way.
-    fn tool(&self) -> Option<&str> {
-        match &self.params {
-            Some(IgnoredOr::Is(Params { name: Some(IgnoredOr::Is(name)) })) => Some(name),
-            _ => None,
-        }
-    }
-}
-
 /// Checks the request of a person denied some tools and returns the body to forward.
 pub async fn admit(
     req: &HttpRequest,
@@ -129,17 +85,6 @@ pub async fn admit(
         req.extensions_mut().insert(ListsTools);
     }
     Ok(Body::Buffered(bytes))
-}
-
-fn is_batch(body: &[u8]) -> bool {
-    body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
-}
-
-fn parse(body: &[u8]) -> Option<Vec<Message>> {
-    match is_batch(body) {
-        true => serde_json::from_slice(body).ok(),
-        false => serde_json::from_slice::<Message>(body).ok().map(|m| vec![m]),
-    }
 }
 
 /// The answer refusing `messages` when one calls a denied tool (or an unreadable one).
