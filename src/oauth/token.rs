@@ -69,7 +69,7 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAut
 
 /// Authenticates the client of a token, revocation or introspection request: HTTP Basic, or
 /// `client_id` (+ `client_secret`) in the form. Using both is refused (RFC 6749 §2.3).
-pub async fn authenticate_client(
+async fn authenticate_client(
     state: &AppState,
     req: &HttpRequest,
     form_id: Option<&str>,
@@ -107,6 +107,22 @@ pub struct TokenRequestForm {
     token_type_hint: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    client_assertion_type: Option<String>,
+    client_assertion: Option<String>,
+}
+
+/// The one client authentication of the token, revocation and introspection endpoints: a
+/// signed `client_assertion` (RFC 7523, `private_key_jwt`) when the request carries one,
+/// else HTTP Basic or the form's `client_id` / `client_secret`.
+pub async fn authenticate_request(
+    state: &AppState,
+    req: &HttpRequest,
+    params: client_credentials::AssertionParams<'_>,
+) -> Result<Client, OAuthError> {
+    if params.present() {
+        return client_credentials::authenticate(state, req, params).await;
+    }
+    authenticate_client(state, req, params.client_id, params.client_secret).await
 }
 
 /// The prologue of the revocation and introspection endpoints: authenticates the client
@@ -116,8 +132,13 @@ pub async fn authenticated_token(
     req: &HttpRequest,
     form: TokenRequestForm,
 ) -> Result<(Client, String), OAuthError> {
-    let client =
-        authenticate_client(state, req, form.client_id.as_deref(), form.client_secret.as_deref()).await?;
+    let params = client_credentials::AssertionParams {
+        client_id: form.client_id.as_deref(),
+        client_secret: form.client_secret.as_deref(),
+        assertion_type: form.client_assertion_type.as_deref(),
+        assertion: form.client_assertion.as_deref(),
+    };
+    let client = authenticate_request(state, req, params).await?;
     let token = form
         .token
         .filter(|t| !t.is_empty())
@@ -221,11 +242,7 @@ async fn token(
         assertion_type: form.client_assertion_type.as_deref(),
         assertion: form.client_assertion.as_deref(),
     };
-    let client = if assertion.present() {
-        client_credentials::authenticate(&state, &req, assertion).await?
-    } else {
-        authenticate_client(&state, &req, form.client_id.as_deref(), form.client_secret.as_deref()).await?
-    };
+    let client = authenticate_request(&state, &req, assertion).await?;
     may_use(&client, grant)?;
     let caller = Caller::of(&req, &state.settings.trusted_proxies);
     let (result, event) = match grant {

@@ -562,3 +562,35 @@ async fn a_configured_web_client_gets_codes_for_its_own_services_only() {
         );
     }
 }
+
+#[actix_web::test]
+async fn a_private_key_jwt_client_revokes_and_introspects_with_an_assertion() {
+    let backend = TestBackend::start().await;
+    let key = TestKey::es256("ec-1");
+    let server = JwksServer::start(&[&key]);
+    let app = gateway(&backend, Some(&server.url)).await;
+    let reply = with_assertion(&app, &key.sign(&assertion_claims(&app))).await;
+    let token = reply.json()["access_token"].as_str().unwrap().to_owned();
+    let authenticated = |path: &'static str, assertion: String| {
+        let token = token.clone();
+        let app = &app;
+        async move {
+            let form = [
+                ("token", token.as_str()),
+                ("client_assertion_type", ASSERTION_TYPE),
+                ("client_assertion", assertion.as_str()),
+            ];
+            app.post_form(path, &form, None).await
+        }
+    };
+
+    let live = authenticated("/oauth/introspect", key.sign(&assertion_claims(&app))).await;
+    assert_eq!((live.status, live.json()["active"].as_bool()), (200, Some(true)), "{}", live.body);
+    // A spent assertion authenticates nothing, here either.
+    let once = key.sign(&assertion_claims(&app));
+    assert_eq!(authenticated("/oauth/revoke", once.clone()).await.status, 200);
+    assert_error(&authenticated("/oauth/revoke", once).await, 401, "invalid_client");
+    let after = authenticated("/oauth/introspect", key.sign(&assertion_claims(&app))).await;
+    assert_eq!(after.json()["active"], false, "revoked");
+    assert_eq!(call(&app, "calc", &token).await.0, 401);
+}
