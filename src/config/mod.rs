@@ -11,6 +11,7 @@ mod load;
 mod observability;
 mod render;
 mod settings;
+mod tls;
 mod validate;
 
 pub use access::AccessRule;
@@ -23,6 +24,7 @@ pub use load::{ensure_session_secret, load, load_unvalidated, LoadOptions, ENV_P
 pub use observability::{AuditSettings, LogFormat, LogSettings, MetricsSettings};
 pub use render::{render, OutputFormat};
 pub use settings::*;
+pub use tls::read_certificates;
 pub use validate::{
     is_loopback_host, validate, ConfigError, EXAMPLE_SECRETS, MAX_CODE_TTL, MIN_SECRET_LEN,
     RESERVED_SERVICE_IDS,

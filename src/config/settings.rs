@@ -318,6 +318,14 @@ pub struct ServiceSettings {
     /// Who may call each tool (by name), on top of the service's rule.
     #[serde(default)]
     pub tool_access: BTreeMap<String, AccessRule>,
+    /// PEM file of CA certificates trusted for this https backend besides the public roots
+    /// (a backend with a certificate from a private CA).
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// Accept any certificate from this https backend. Development only: refused unless
+    /// `debug` is set.
+    #[serde(default, deserialize_with = "deserialize_bool_from_anything")]
+    pub insecure_skip_verify: bool,
 }
 
 /// Lifetimes of what the gateway issues, in seconds.

@@ -278,6 +278,8 @@ mod tests {
             tool_scopes: BTreeMap::new(),
             access: None,
             tool_access: BTreeMap::new(),
+            ca_file: None,
+            insecure_skip_verify: false,
         };
         let value = serde_json::json!({ "session_secret": "test-secret-0123456789abcdef0123456789abcdef" });
         let mut s: Settings = serde_json::from_value(value).expect("settings");

@@ -12,7 +12,6 @@
 use std::future::poll_fn;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::rc::Rc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
 use prometheus::IntGauge;
 
-use super::client::{self, BackendUrl, ClientError, Pool, ResponseHead};
+use super::client::{self, BackendUrl, Client, ClientError, ResponseHead};
 use super::draining::Draining;
 use super::error::ProxyError;
 use super::headers;
@@ -41,8 +40,8 @@ pub struct Target<'a> {
     pub id: &'a str,
     /// The service's settings.
     pub service: &'a ServiceSettings,
-    /// The service's backend URL, parsed (`None`: it does not parse).
-    pub backend: Option<&'a BackendUrl>,
+    /// The service's backend (`None`: its URL does not parse, or its TLS setting failed).
+    pub backend: Option<&'a Backend>,
     /// `X-Forwarded-Proto` / `-Host`, from the gateway's issuer.
     pub origin: &'a headers::ForwardedOrigin,
     /// `limits.body_timeout_ms` (`None`: no limit).
@@ -51,6 +50,14 @@ pub struct Target<'a> {
     pub drain: &'a Drain,
     /// The service's gauge of open event streams.
     pub open_streams: &'a IntGauge,
+}
+
+/// A service's backend: where it is, and the worker's client for its TLS setting.
+pub struct Backend {
+    /// The backend URL, parsed.
+    pub url: BackendUrl,
+    /// The client (shared by the worker's backends with the same TLS setting).
+    pub client: Client,
 }
 
 /// The request body to send on.
@@ -64,7 +71,6 @@ pub enum Body {
 /// Forwards `req` with `body` to the service and streams the answer back. `slot` (a `GET`'s
 /// stream slot) is kept by an event-stream answer's body and let go otherwise.
 pub async fn forward(
-    pool: &Rc<Pool>,
     req: &HttpRequest,
     body: Body,
     target: &Target<'_>,
@@ -72,7 +78,7 @@ pub async fn forward(
     slot: Option<StreamSlot>,
 ) -> Result<HttpResponse, ProxyError> {
     let Some(backend) = target.backend else {
-        log::error!("service '{}': backend url is not an absolute http(s) URL", target.id);
+        log::error!("service '{}': no usable backend (see the startup log)", target.id);
         return Err(ProxyError::BadGateway(target.id.to_owned()));
     };
     let peer: Option<IpAddr> = req.peer_addr().map(|a| a.ip());
@@ -86,10 +92,7 @@ pub async fn forward(
     if let Ok(id) = HeaderValue::from_str(&request_id::of(req)) {
         out.push((request_id::X_REQUEST_ID, id));
     }
-    let path = backend.target_with(req.query_string());
-    let request = client::Request { method: req.method(), target: path.as_ref(), headers: &out };
-    // A streamed body stays owned here (the client borrows it) so that a 408 can hold it.
-    let mut streamed: Option<Idle<web::Payload>> = None;
+    let request = client::Request { method: req.method(), query: req.query_string(), headers: &out };
     let body = match (request_body(req.headers()), body) {
         (RequestBody::None, _) => client::RequestBody::None,
         (_, Body::Buffered(bytes)) => client::RequestBody::Full(bytes),
@@ -102,16 +105,15 @@ pub async fn forward(
             match ready.len() as u64 == len {
                 true => client::RequestBody::Full(ready),
                 false => {
-                    let rest = streamed.insert(Idle::new(payload, target.body_timeout));
-                    client::RequestBody::Sized { len, ready, rest }
+                    client::RequestBody::Sized { len, ready, rest: Idle::new(payload, target.body_timeout) }
                 }
             }
         }
         (RequestBody::Chunked, Body::Stream(payload)) => {
-            client::RequestBody::Chunked(streamed.insert(Idle::new(payload, target.body_timeout)))
+            client::RequestBody::Chunked(Idle::new(payload, target.body_timeout))
         }
     };
-    let send = client::send(pool, backend, request, body);
+    let send = backend.client.send(&backend.url, request, body);
     let result = match target.service.timeout {
         0 => send.await,
         ms => actix_web::rt::time::timeout(Duration::from_millis(ms), send).await.map_err(|_| {
@@ -119,8 +121,8 @@ pub async fn forward(
             ProxyError::Timeout(target.id.to_owned())
         })?,
     };
-    let (head, body) = result.map_err(|err| match err {
-        ClientError::RequestBodyStalled => body_timeout(target.id, streamed.take().map(Idle::into_inner)),
+    let (head, body) = result.map_err(|failure| match failure.err {
+        ClientError::RequestBodyStalled => body_timeout(target.id, failure.body.map(Idle::into_inner)),
         err => {
             log::warn!("service '{}': backend request failed: {err}", target.id);
             ProxyError::BadGateway(target.id.to_owned())

@@ -30,7 +30,6 @@ pub mod tools;
 
 use std::cell::OnceCell;
 use std::collections::HashMap;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use actix_web::http::header::{self as http_header, HeaderMap, HeaderValue};
@@ -38,9 +37,9 @@ use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use self::auth::TokenCache;
-use self::client::{BackendUrl, Pool};
+use self::client::{BackendUrl, Client, TlsOptions};
 use self::error::ProxyError;
-use self::forward::{Body, Target};
+use self::forward::{Backend, Body, Target};
 use self::headers::ForwardedOrigin;
 use crate::actors::GetClient;
 use crate::config::{ServiceSettings, Settings};
@@ -53,12 +52,11 @@ use crate::web::request_id::Caller;
 /// The MCP session header (lower case, as `HeaderMap` lookups want it).
 const MCP_SESSION_ID: &str = "mcp-session-id";
 
-/// What each worker keeps for the proxy: its backend connections, its verified-token cache,
-/// and what is derived from the settings once rather than per request. One per worker (created
-/// inside the `HttpServer` factory), so the hot path shares no locks between threads.
+/// What each worker keeps for the proxy: its verified-token cache, and what is derived from
+/// the settings once rather than per request (its backend clients among it). One per worker
+/// (created inside the `HttpServer` factory), so the hot path shares no locks between threads.
 #[derive(Default)]
 struct Worker {
-    pool: Rc<Pool>,
     cache: TokenCache,
     prepared: OnceCell<Prepared>,
 }
@@ -66,7 +64,7 @@ struct Worker {
 /// Derived from the settings on a worker's first proxied request.
 struct Prepared {
     origin: ForwardedOrigin,
-    backends: HashMap<String, Option<BackendUrl>>,
+    backends: HashMap<String, Option<Backend>>,
     body_timeout: Option<Duration>,
     /// Whether metrics are served (then small `POST` bodies are read for their MCP method).
     metrics_on: bool,
@@ -74,10 +72,30 @@ struct Prepared {
 
 impl Prepared {
     fn new(settings: &Settings) -> Self {
+        // One client (one connection pool) per TLS setting: most deployments have one.
+        let mut clients: HashMap<TlsOptions, Option<Client>> = HashMap::new();
         let backends = settings
             .mcp_services
             .iter()
-            .map(|(id, s)| (id.clone(), BackendUrl::parse(&s.url).ok()))
+            .map(|(id, s)| {
+                let tls =
+                    TlsOptions { ca_file: s.ca_file.clone(), insecure_skip_verify: s.insecure_skip_verify };
+                let client = clients
+                    .entry(tls)
+                    .or_insert_with_key(|tls| {
+                        Client::new(tls)
+                            .inspect_err(|e| log::error!("service '{id}': backend TLS setting: {e}"))
+                            .ok()
+                    })
+                    .clone();
+                let url = BackendUrl::parse(&s.url)
+                    .inspect_err(|_| {
+                        log::error!("service '{id}': backend url is not an absolute http(s) URL")
+                    })
+                    .ok();
+                let backend = url.zip(client).map(|(url, client)| Backend { url, client });
+                (id.clone(), backend)
+            })
             .collect();
         Prepared {
             origin: ForwardedOrigin::from_issuer(&settings.issuer),
@@ -183,7 +201,7 @@ async fn serve(
         drain: &state.drain,
         open_streams: &metrics.open_streams,
     };
-    let sent = forward::forward(&worker.pool, req, body, &target, user.as_deref(), slot);
+    let sent = forward::forward(req, body, &target, user.as_deref(), slot);
     let Some(mut calls) = calls else {
         return finish(req, sent.await?, id, state, user.as_deref()).await;
     };

@@ -220,6 +220,8 @@ pub fn add_service(settings: &mut Settings, id: &str, scopes: &[&str]) {
             tool_scopes: BTreeMap::new(),
             access: None,
             tool_access: BTreeMap::new(),
+            ca_file: None,
+            insecure_skip_verify: false,
         },
     );
 }

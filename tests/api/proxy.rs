@@ -24,6 +24,8 @@ pub fn service(url: String) -> ServiceSettings {
         tool_scopes: BTreeMap::new(),
         access: None,
         tool_access: BTreeMap::new(),
+        ca_file: None,
+        insecure_skip_verify: false,
     }
 }
 

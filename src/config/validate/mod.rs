@@ -272,6 +272,7 @@ fn check_provider_urls(key: &str, p: &ProviderSettings) -> Result<(), ConfigErro
 fn check_services(settings: &Settings, provider: &str) -> Result<(), ConfigError> {
     for (id, service) in &settings.mcp_services {
         check_service(id, service, provider)?;
+        check_service_tls(id, service, settings.debug)?;
     }
     Ok(())
 }
@@ -300,6 +301,37 @@ fn check_service(id: &str, service: &ServiceSettings, provider: &str) -> Result<
         return Err(ConfigError::new(format!("{key}.timeout"), "must be greater than 0 (milliseconds)"));
     }
     check_tool_scopes(&key, service)
+}
+
+/// `ca_file` must hold certificates and `insecure_skip_verify` needs `debug`; both only mean
+/// something for an https backend, so on an http one they are mistakes worth naming.
+fn check_service_tls(id: &str, service: &ServiceSettings, debug: bool) -> Result<(), ConfigError> {
+    let key = format!("mcp_services.{id}");
+    let https = service.url.trim_start().to_ascii_lowercase().starts_with("https:");
+    if let Some(path) = &service.ca_file {
+        if !https {
+            return Err(ConfigError::new(
+                format!("{key}.ca_file"),
+                "is set but the backend url is not https",
+            ));
+        }
+        super::read_certificates(path).map_err(|e| ConfigError::new(format!("{key}.ca_file"), e))?;
+    }
+    if service.insecure_skip_verify {
+        if !debug {
+            return Err(ConfigError::new(
+                format!("{key}.insecure_skip_verify"),
+                "turns off certificate checks; it is refused unless debug: true (development only)",
+            ));
+        }
+        if !https {
+            return Err(ConfigError::new(
+                format!("{key}.insecure_skip_verify"),
+                "is set but the backend url is not https",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Each `tool_scopes` entry names at least one scope, and scopes are single tokens: an empty

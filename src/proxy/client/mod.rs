@@ -1,44 +1,62 @@
-//! The proxy's HTTP/1.1 client for backends: a per-worker pool of keep-alive connections, a
-//! request writer and a streaming response reader.
+//! The proxy's HTTP client for backends: hyper's HTTP/1.1 client with hyper-util's pool
+//! (chosen over awc and over the earlier hand-written client: `bench/PROFILE.md`, "The backend
+//! client"), one per worker and per TLS setting.
 //!
-//! It replaces a general-purpose client on the hot path because the gateway's cost per request
-//! is measured against a plain proxy hop (benchmark issue 5): the request head and a body that
-//! has already arrived go out in one write; the response head is parsed in place; an idle
-//! connection, pooled or streaming (an open SSE stream), holds no read or write buffer — body
-//! bytes are read into a stack buffer and handed on as exactly-sized chunks.
-//!
-//! Framing follows RFC 9112 §6: no body for `HEAD`, 1xx, 204 and 304; else `Transfer-Encoding:
-//! chunked` (decoded here, re-framed by the server), else `Content-Length`, else until close.
-//! A connection goes back to the pool only after its whole response was read and when the
-//! backend did not ask to close it. A pooled connection the backend has meanwhile closed is
-//! noticed before reuse, and a request whose body is known in full is retried once on a new
-//! connection when a reused one fails before any response byte.
+//! What it guarantees, and where that comes from:
+//! - RFC 9112 framing (hyper): `Transfer-Encoding` wins over `Content-Length`, which is then
+//!   dropped; no body on 1xx/204/304 or for `HEAD`; a malformed length (`+5`) is an error.
+//! - Full duplex (hyper): the answer is read while the request body is still being sent, so
+//!   an early 413 or 401 from the backend reaches the client instead of a 502.
+//! - No request is sent twice once its bytes went out (hyper-util only retries a request that
+//!   a pooled connection closed before it was written); [`send`] itself tries once more only a
+//!   request without a body whose method is idempotent (RFC 9110 §9.2.2).
+//! - The pool: idle connections are kept [`IDLE_KEEP_ALIVE`] and reaped by hyper-util's timer;
+//!   one the backend closed is dropped as soon as its connection task reads the close (no
+//!   `CLOSE_WAIT`); `TCP_NODELAY` and TCP keepalive on every connection, so an event stream
+//!   from a host that vanished ends; bounded connect time and head size.
 
 mod backend_url;
-mod body;
-mod chunked;
-mod encode;
-mod exchange;
-mod head;
-mod pool;
+mod length;
+mod response;
+mod tls;
+mod upload;
 
-use std::io;
-use std::rc::Rc;
+use std::time::Duration;
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use bytes::Bytes;
 use futures_util::Stream;
+use hyper::body::Body as _;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client as Pooled;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-pub use self::backend_url::{BackendUrl, Origin};
-pub use self::body::ResponseBody;
-pub use self::head::content_length;
-pub use self::pool::Pool;
+pub use self::backend_url::BackendUrl;
+pub use self::length::content_length;
+pub use self::response::ResponseBody;
+pub use self::tls::TlsOptions;
 
-use self::body::finish;
-use self::chunked::Chunk;
-use self::encode::encode_head;
-use self::exchange::{exchange, Failure};
+use self::upload::Upload;
+
+/// How long an idle pooled connection is kept: below the 5 s idle timeout of common backend
+/// servers (actix-web, uvicorn, Node), so a connection the backend is about to close is rarely
+/// picked.
+const IDLE_KEEP_ALIVE: Duration = Duration::from_secs(3);
+/// Idle connections kept per backend.
+const MAX_IDLE_PER_ORIGIN: usize = 1024;
+/// TCP connect limit, independent of the service timeout (which bounds the whole wait for
+/// the response head, TLS handshake included).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// TCP keepalive: probes after this much silence, then every [`KEEPALIVE_INTERVAL`]; a
+/// backend host that vanished (no FIN, no RST) is noticed within about a minute and a half
+/// instead of never, which ends an event stream from it.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_RETRIES: u32 = 5;
+/// The largest response head accepted (hyper's read buffer limit, so also the largest piece
+/// of body read at once).
+const MAX_HEAD_BYTES: usize = 64 * 1024;
 
 /// Why a backend exchange failed (logged; the client sees 502).
 #[derive(Debug, thiserror::Error)]
@@ -46,29 +64,34 @@ pub enum ClientError {
     /// The backend URL is not an absolute http(s) URL.
     #[error("backend url is not an absolute http or https URL")]
     BadUrl,
-    /// TCP connect (or TLS handshake) failed or timed out.
+    /// TCP connect or TLS handshake failed.
     #[error("connect: {0}")]
-    Connect(io::Error),
-    /// Reading or writing failed.
-    #[error("i/o: {0}")]
-    Io(#[from] io::Error),
+    Connect(String),
+    /// Sending the request or reading the answer failed, or the answer is not valid HTTP/1.1.
+    #[error("exchange: {0}")]
+    Exchange(String),
     /// The request body failed (the client went away or broke its framing).
     #[error("request body: {0}")]
     RequestBody(String),
     /// The client paused its request body for longer than the body timeout.
     #[error("request body: nothing arrived within the body timeout")]
     RequestBodyStalled,
-    /// The backend's response is not valid HTTP/1.1.
-    #[error("malformed response: {0}")]
-    Malformed(&'static str),
+}
+
+/// A failed exchange, with the client's body stream when it stalled (the 408 holds it).
+pub struct Failure<S> {
+    /// What failed.
+    pub err: ClientError,
+    /// The request body, given back when it stalled.
+    pub body: Option<S>,
 }
 
 /// The request to send, head already filtered by the header rules.
 pub struct Request<'a> {
     /// Method.
     pub method: &'a Method,
-    /// Request target (path and query).
-    pub target: &'a str,
+    /// The client's query string (the backend URL's own query comes first).
+    pub query: &'a str,
     /// Headers to send besides `Host` and the body's framing.
     pub headers: &'a [(HeaderName, HeaderValue)],
 }
@@ -92,54 +115,155 @@ pub struct ResponseHead {
     /// Headers as received.
     pub headers: HeaderMap,
     /// The body's length when it is known up front (0 for a response that has none: `HEAD`,
-    /// 1xx, 204, 304), as this client framed it (RFC 9112 §6.3: `Transfer-Encoding` wins over
-    /// `Content-Length`); `None` for a chunked or close-delimited body. The one place the
-    /// response's framing is decided: the backend's own `Content-Length` header is not.
+    /// 1xx, 204, 304), as hyper framed it; `None` for a chunked or close-delimited body. The
+    /// one place the response's framing is decided.
     pub body_length: Option<u64>,
 }
 
-/// Sends `req` to `url` over a pooled or new connection; returns the response head and a
-/// body stream that returns the connection to `pool` once read to its end.
-pub async fn send<S, E>(
-    pool: &Rc<Pool>,
-    url: &BackendUrl,
-    req: Request<'_>,
-    body: RequestBody<S>,
-) -> Result<(ResponseHead, ResponseBody), ClientError>
-where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: Into<ClientError>,
-{
-    let head = encode_head(&req, url, &body);
-    let no_body = *req.method == Method::HEAD;
-    let idempotent = matches!(*req.method, Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS);
-    let mut body = body;
-    // A pooled connection the backend closed between our check and its write fails before any
-    // response byte: a body known in full is then sent once more on a new connection, when
-    // the backend cannot have run it or running it twice is harmless (see `exchange`).
-    if let Some(conn) = pool.take(&url.origin) {
-        match exchange(conn, &head, &mut body, idempotent).await {
-            Ok((conn, response_head, rest)) => {
-                return Ok(finish(pool, url, conn, response_head, rest, no_body));
-            }
-            Err(Failure { err, retryable: true })
-                if matches!(body, RequestBody::None | RequestBody::Full(_)) =>
-            {
-                log::debug!("pooled backend connection failed ({err}), retrying on a new one");
-            }
-            Err(Failure { err, .. }) => return Err(err),
-        }
-    }
-    let conn = pool.connect(&url.origin).await?;
-    let (conn, response_head, rest) =
-        exchange(conn, &head, &mut body, idempotent).await.map_err(|f| f.err)?;
-    Ok(finish(pool, url, conn, response_head, rest, no_body))
+/// A worker's client for the backends that share one TLS setting. Cheap to clone (the pool is
+/// shared).
+#[derive(Clone)]
+pub struct Client {
+    pooled: Pooled<hyper_rustls::HttpsConnector<HttpConnector>, Upload>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    /// This many bytes remain.
-    Length(u64),
-    Chunked(Chunk),
-    UntilClose,
+impl Client {
+    /// A client verifying https backends as `tls` says; an error names an unreadable `ca_file`.
+    pub fn new(tls: &TlsOptions) -> Result<Self, String> {
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        tcp.set_keepalive(Some(KEEPALIVE_IDLE));
+        tcp.set_keepalive_interval(Some(KEEPALIVE_INTERVAL));
+        tcp.set_keepalive_retries(Some(KEEPALIVE_RETRIES));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls::client_config(tls)?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        let pooled = Pooled::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(IDLE_KEEP_ALIVE)
+            .pool_max_idle_per_host(MAX_IDLE_PER_ORIGIN)
+            .http1_max_buf_size(MAX_HEAD_BYTES)
+            .build(connector);
+        Ok(Self { pooled })
+    }
+
+    /// Sends `req` to `url`; returns the response head and the body stream.
+    pub async fn send<S, E>(
+        &self,
+        url: &BackendUrl,
+        req: Request<'_>,
+        body: RequestBody<S>,
+    ) -> Result<(ResponseHead, ResponseBody), Failure<S>>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin + 'static,
+        E: Into<ClientError> + 'static,
+    {
+        let fail = |err| Failure { err, body: None };
+        let uri = url.uri_with(req.query).map_err(fail)?;
+        let method = convert_method(req.method).map_err(fail)?;
+        let idempotent = matches!(*req.method, Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS);
+        let (first, again, broken) = match body {
+            RequestBody::None => (Upload::empty(), Some(Bytes::new()), None),
+            RequestBody::Full(bytes) => (Upload::full(bytes.clone()), Some(bytes), None),
+            RequestBody::Sized { len, ready, rest } => {
+                let (upload, broken) = Upload::streamed(ready, rest, Some(len));
+                (upload, None, Some(broken))
+            }
+            RequestBody::Chunked(rest) => {
+                let (upload, broken) = Upload::streamed(Bytes::new(), rest, None);
+                (upload, None, Some(broken))
+            }
+        };
+        let build = |body: Upload| build_request(&method, &uri, req.headers, body);
+        let err = match self.pooled.request(build(first).map_err(fail)?).await {
+            Ok(res) => return Ok(into_parts(res)),
+            Err(err) => err,
+        };
+        if let Some((err, body)) = broken.and_then(|b| b.borrow_mut().take()) {
+            return Err(Failure { err, body });
+        }
+        // A request without a body whose method is idempotent may be sent again after a
+        // failure before any answer (a reused connection the backend had just closed).
+        match again {
+            Some(bytes) if idempotent && !err.is_connect() => {
+                log::debug!("backend exchange failed before an answer ({}), trying once more", chain(&err));
+                let retry = build(Upload::full(bytes)).map_err(fail)?;
+                self.pooled.request(retry).await.map(into_parts).map_err(|e| fail(classify(&e)))
+            }
+            _ => Err(fail(classify(&err))),
+        }
+    }
+}
+
+fn convert_method(method: &Method) -> Result<http::Method, ClientError> {
+    http::Method::from_bytes(method.as_str().as_bytes()).map_err(|_| ClientError::BadUrl)
+}
+
+/// The hyper request: `headers` converted from actix's `http` 0.2 types (same bytes), the
+/// length of a sized body as `Content-Length`; hyper adds `Host` from the URI.
+fn build_request(
+    method: &http::Method,
+    uri: &http::Uri,
+    headers: &[(HeaderName, HeaderValue)],
+    body: Upload,
+) -> Result<http::Request<Upload>, ClientError> {
+    let mut req = http::Request::new(body);
+    *req.method_mut() = method.clone();
+    *req.uri_mut() = uri.clone();
+    let out = req.headers_mut();
+    out.reserve(headers.len() + 1);
+    for (name, value) in headers {
+        let name = http::HeaderName::from_bytes(name.as_str().as_bytes());
+        let value = http::HeaderValue::from_bytes(value.as_bytes());
+        match (name, value) {
+            (Ok(name), Ok(value)) => out.append(name, value),
+            _ => return Err(ClientError::RequestBody("a request header does not convert".into())),
+        };
+    }
+    if let Some(len) = req.body().size_hint().exact().filter(|len| *len > 0) {
+        req.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
+    }
+    Ok(req)
+}
+
+/// The response head in actix's types and the body stream.
+fn into_parts(res: http::Response<hyper::body::Incoming>) -> (ResponseHead, ResponseBody) {
+    let (parts, body) = res.into_parts();
+    let status = StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut headers = HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        // hyper has checked both; a name or value actix would not take is left out.
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name.as_str().as_bytes()), HeaderValue::from_bytes(value.as_bytes()))
+        {
+            headers.append(name, value);
+        }
+    }
+    let body_length = body.size_hint().exact();
+    (ResponseHead { status, headers, body_length }, ResponseBody(body))
+}
+
+/// A failed exchange as the log should tell it.
+fn classify(err: &hyper_util::client::legacy::Error) -> ClientError {
+    match err.is_connect() {
+        true => ClientError::Connect(chain(err)),
+        false => ClientError::Exchange(chain(err)),
+    }
+}
+
+/// `err` and its causes, one line.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }
