@@ -15,6 +15,7 @@ mod attacks_tokens;
 mod audit;
 mod authorize;
 mod backend;
+mod backend_tls;
 mod cimd;
 mod flow;
 mod helpers;

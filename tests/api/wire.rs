@@ -305,3 +305,153 @@ async fn an_idle_connection_the_backend_closed_is_closed_without_waiting_for_tra
         tokio::time::timeout(Duration::from_secs(3), closed_rx).await.expect("closed within 3 s").unwrap();
     assert!(took < Duration::from_secs(3), "{took:?}");
 }
+
+/// Reads from `sock` until a whole response head has arrived; the head as text.
+async fn read_head(sock: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = sock.read(&mut chunk).await.expect("read");
+        assert!(n > 0, "closed before a response head: {}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[actix_web::test]
+async fn an_answer_sent_before_the_body_was_read_reaches_the_client() {
+    // A backend refusing an upload (413, or 401) answers after the head and does not read the
+    // body. A client that writes the whole body before reading would wait on a full socket
+    // until the backend gives up and closes, then report a 502; full duplex passes the 413 on.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    actix_web::rt::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        read_head(&mut sock).await;
+        sock.write_all(
+            b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\nconnection: close\r\n\r\ntoo big!",
+        )
+        .await
+        .unwrap();
+        // Not reading for a while, as a busy or deliberately lingering server does.
+        actix_web::rt::time::sleep(Duration::from_secs(5)).await;
+    });
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let app = gateway(|s| {
+        s.mcp_services.insert("svc".into(), service(url));
+    })
+    .await;
+    // 8 MiB, more than the socket buffers on both hops hold, sent while the answer is read.
+    let len = 8 << 20;
+    let mut sock = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
+    let head = format!(
+        "POST /svc/mcp HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n",
+        token_for(&app, "svc")
+    );
+    sock.write_all(head.as_bytes()).await.unwrap();
+    let (mut read, mut write) = sock.into_split();
+    actix_web::rt::spawn(async move {
+        let piece = vec![b' '; 64 * 1024];
+        for _ in 0..len / piece.len() {
+            if write.write_all(&piece).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let answer = tokio::time::timeout(Duration::from_secs(3), async {
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = read.read(&mut chunk).await.expect("read");
+            assert!(n > 0, "closed without an answer");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+    .await
+    .expect("the 413 arrives while the body is still being sent");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
+
+#[actix_web::test]
+async fn a_length_that_is_not_digits_is_a_malformed_answer() {
+    // `+5` parses as 5 with a lenient integer parser; RFC 9110 §8.6 allows digits only, and two
+    // parsers reading one message differently is how responses get smuggled.
+    let wire = Wire::start(|_, _| Reply {
+        pieces: vec![b"HTTP/1.1 200 OK\r\ncontent-length: +5\r\n\r\nhello"],
+        close: true,
+    })
+    .await;
+    let app = wire_gateway(&wire).await;
+    let (status, body) = call(&app).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(!body.contains("hello"), "{body}");
+}
+
+#[actix_web::test]
+async fn an_oversized_response_head_is_refused() {
+    fn huge_head(_: usize, _: usize) -> Reply {
+        static HEAD: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+            format!("HTTP/1.1 200 OK\r\nx-big: {}\r\ncontent-length: 2\r\n\r\nok", "a".repeat(200 * 1024))
+                .into_bytes()
+        });
+        Reply { pieces: vec![HEAD.as_slice()], close: true }
+    }
+    let wire = Wire::start(huge_head).await;
+    let app = wire_gateway(&wire).await;
+    let (status, _) = call(&app).await;
+    assert_eq!(status, 502, "a 200 KiB head is not buffered whole");
+}
+
+/// The `timer_active` field of the IPv4 socket whose local port is `port` in
+/// `/proc/net/tcp`: 2 while a keepalive timer runs on an idle connection.
+fn tcp_timer_of(port: u16) -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let local = format!(":{port:04X}");
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let is_ours = fields.get(1)?.ends_with(&local) && fields.get(3)? == &"01";
+        is_ours.then(|| fields.get(5).map(|t| t[..2].to_owned())).flatten()
+    })
+}
+
+#[actix_web::test]
+async fn backend_connections_have_tcp_keepalive() {
+    // Without keepalive an event stream from a backend host that vanished (no FIN, no RST)
+    // never ends. The kernel shows a keepalive timer on the gateway's side of the connection.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (peer_tx, peer_rx) = tokio::sync::oneshot::channel::<u16>();
+    actix_web::rt::spawn(async move {
+        let (mut sock, peer) = listener.accept().await.unwrap();
+        let _ = peer_tx.send(peer.port());
+        read_head(&mut sock).await;
+        sock.write_all(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        actix_web::rt::time::sleep(Duration::from_secs(5)).await;
+    });
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let app = gateway(|s| {
+        s.mcp_services.insert("svc".into(), service(url));
+    })
+    .await;
+    let res = app
+        .client()
+        .get(app.url("/svc/mcp"))
+        .insert_header(("Authorization", format!("Bearer {}", token_for(&app, "svc"))))
+        .insert_header(("Accept", "text/event-stream"))
+        .send()
+        .await
+        .expect("stream opens");
+    assert_eq!(res.status(), 200);
+    let gateway_port = peer_rx.await.unwrap();
+    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        tcp_timer_of(gateway_port).as_deref(),
+        Some("02"),
+        "keepalive timer on the backend connection"
+    );
+}

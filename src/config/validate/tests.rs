@@ -393,3 +393,42 @@ fn github_rules_need_github_and_teams_need_org_and_slug() {
         assert_eq!(error(&github(over)).key, key, "{over}");
     }
 }
+
+#[test]
+fn backend_tls_options_are_checked() {
+    let service = |s: &mut Settings| s.mcp_services["calc"].clone();
+    // insecure_skip_verify: development only, and only for an https backend.
+    let mut s = settings("");
+    let mut calc = service(&mut s);
+    calc.url = "https://backend.internal/mcp".into();
+    calc.insecure_skip_verify = true;
+    s.mcp_services.insert("calc".into(), calc.clone());
+    let err = error(&s);
+    assert_eq!(err.key, "mcp_services.calc.insecure_skip_verify");
+    assert!(err.problem.contains("debug"), "{err}");
+    s.debug = true;
+    assert!(validate(&s).is_ok(), "{:?}", validate(&s));
+    calc.url = "http://backend.internal/mcp".into();
+    s.mcp_services.insert("calc".into(), calc.clone());
+    assert_eq!(error(&s).key, "mcp_services.calc.insecure_skip_verify");
+
+    // ca_file: an https backend, and a file holding certificates.
+    let mut s = settings("");
+    let mut calc = service(&mut s);
+    calc.ca_file = Some("/nonexistent/ca.pem".into());
+    s.mcp_services.insert("calc".into(), calc.clone());
+    assert!(error(&s).problem.contains("not https"), "{}", error(&s));
+    calc.url = "https://backend.internal/mcp".into();
+    s.mcp_services.insert("calc".into(), calc.clone());
+    let err = error(&s);
+    assert_eq!(err.key, "mcp_services.calc.ca_file");
+    assert!(err.problem.contains("/nonexistent/ca.pem"), "{err}");
+    let dir = std::env::temp_dir().join(format!("mcp-gateway-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    calc.ca_file = Some(empty.to_string_lossy().into_owned());
+    s.mcp_services.insert("calc".into(), calc);
+    assert!(error(&s).problem.contains("no PEM certificate"), "{}", error(&s));
+    std::fs::remove_dir_all(dir).unwrap();
+}
