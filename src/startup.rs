@@ -128,6 +128,11 @@ impl Application {
         if let Some(warning) = crate::core::access::open_services_warning(&settings) {
             log::warn!("{warning}");
         }
+        for (id, _) in settings.mcp_services.iter().filter(|(_, s)| s.insecure_skip_verify) {
+            log::warn!(
+                "service '{id}': insecure_skip_verify is on: its backend's certificate is not checked"
+            );
+        }
 
         let metrics =
             Metrics::new(settings.mcp_services.keys().map(String::as_str), env!("CARGO_PKG_VERSION"))

@@ -210,6 +210,10 @@ impl SigningKeys {
         if !is_low_s(token) {
             return Err(JwtError::Invalid("signature not in low-S form".into()));
         }
+        // The answer to a token whose claims already fail is the same 401 with or without a
+        // signature check, so those are refused before the ECDSA verification, the one costly
+        // step (a flood of stale or foreign tokens then costs a base64 and a JSON parse each).
+        unverified_precheck(token, &self.issuer, now)?;
         let mut validation = Validation::new(Algorithm::ES256);
         // Expiry is checked below against the gateway clock, which tests can move.
         validation.validate_exp = false;
@@ -223,6 +227,27 @@ impl SigningKeys {
         }
         Ok(data.claims)
     }
+}
+
+/// The claims of `token` read without its signature, as far as they can be judged so: the
+/// issuer and the expiry. Anything it cannot read is left to the full check.
+fn unverified_precheck(token: &str, issuer: &str, now: i64) -> Result<(), JwtError> {
+    #[derive(Deserialize)]
+    struct Peek<'a> {
+        #[serde(borrow)]
+        iss: Option<std::borrow::Cow<'a, str>>,
+        exp: Option<i64>,
+    }
+    let Some(payload) = token.split('.').nth(1) else { return Ok(()) };
+    let Ok(json) = URL_SAFE_NO_PAD.decode(payload) else { return Ok(()) };
+    let Ok(peek) = serde_json::from_slice::<Peek<'_>>(&json) else { return Ok(()) };
+    if peek.iss.is_some_and(|iss| iss != issuer) {
+        return Err(JwtError::Invalid("token from another issuer".into()));
+    }
+    if peek.exp.is_some_and(|exp| exp + LEEWAY_SECS < now) {
+        return Err(JwtError::Expired);
+    }
+    Ok(())
 }
 
 /// Whether the token's ES256 signature has its `s` in the lower half of the group order. Every
@@ -303,6 +328,30 @@ mod tests {
         let keys = SigningKeys::generate("http://gw", 1000)?;
         let token = keys.sign(&claims("http://gw/a/mcp", 5000))?;
         assert_eq!(keys.verify(&token, "http://gw/a/mcp", 2000)?, claims("http://gw/a/mcp", 5000));
+        Ok(())
+    }
+
+    #[test]
+    fn claims_that_fail_are_refused_before_the_signature_is_checked() -> Result<(), JwtError> {
+        let keys = SigningKeys::generate("http://gw", 1000)?;
+        let token = keys.sign(&claims("http://gw/a/mcp", 1500))?;
+        // A broken signature on an expired token: the expiry is what is reported, so the
+        // claims were judged first (the full check would say "invalid signature").
+        let (signed, _) = token.rsplit_once('.').unwrap_or_default();
+        let forged = format!("{signed}.{}", URL_SAFE_NO_PAD.encode([1u8; 64]));
+        assert!(matches!(keys.verify_any_audience(&forged, 9000), Err(JwtError::Expired)));
+        let other = SigningKeys::generate("http://elsewhere", 1000)?;
+        let mut elsewhere = claims("http://gw/a/mcp", 5000);
+        elsewhere.iss = "http://elsewhere".into();
+        let foreign = other.sign(&elsewhere)?;
+        let (head, _) = token.split_once('.').unwrap_or_default();
+        let (_, rest) = foreign.split_once('.').unwrap_or_default();
+        match keys.verify_any_audience(&format!("{head}.{rest}"), 2000) {
+            Err(JwtError::Invalid(why)) => assert!(why.contains("another issuer"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // A valid token still passes the whole check.
+        assert!(keys.verify_any_audience(&token, 1200).is_ok());
         Ok(())
     }
 

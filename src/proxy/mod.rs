@@ -106,6 +106,26 @@ impl Prepared {
     }
 }
 
+/// `refused`, after reading (and dropping) a small request body: actix closes a connection
+/// whose request body was left unread, so a client retrying with a stale token would pay a
+/// new TCP handshake for every refusal. The read is bounded like any other (64 KiB, the body
+/// timeout); a body that does not arrive in time gets its 408 instead, which closes.
+async fn refuse_keeping_the_connection(
+    req: &HttpRequest,
+    payload: web::Payload,
+    id: &str,
+    prepared: &Prepared,
+    refused: ProxyError,
+) -> ProxyError {
+    if !forward::carries_body(req.headers()) {
+        return refused;
+    }
+    match forward::read_small(req, Body::Stream(payload), id, prepared.body_timeout).await {
+        Ok(_) => refused,
+        Err(timeout) => timeout,
+    }
+}
+
 /// Registers `/{service}/mcp`. Runs once per worker.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/{service}/mcp").app_data(web::Data::new(Worker::default())).to(proxy));
@@ -162,11 +182,16 @@ async fn serve(
         return Ok(answer);
     }
     origin::check(req.headers(), &settings.cors, settings.debug)?;
+    let prepared = worker.prepared.get_or_init(|| Prepared::new(settings));
     let user = match service.auth_required {
-        true => Some(auth::authenticate(req.headers(), id, service, state, &worker.cache)?),
+        true => match auth::authenticate(req.headers(), id, service, state, &worker.cache) {
+            Ok(claims) => Some(claims),
+            Err(refused) => {
+                return Err(refuse_keeping_the_connection(req, payload, id, prepared, refused).await)
+            }
+        },
         false => None,
     };
-    let prepared = worker.prepared.get_or_init(|| Prepared::new(settings));
     let mut body = match &user {
         Some(claims) => admit(req, payload, id, service, state, claims).await.inspect_err(|e| {
             let caller = Caller::of(req, &settings.trusted_proxies);

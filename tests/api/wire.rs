@@ -455,3 +455,37 @@ async fn backend_connections_have_tcp_keepalive() {
         "keepalive timer on the backend connection"
     );
 }
+
+#[actix_web::test]
+async fn a_refused_post_keeps_its_connection() {
+    // A 401 to a POST whose body was never read used to close the connection, so every
+    // refused call of a client with a stale token cost a new TCP handshake too. A small body
+    // is read and dropped instead; both refusals below come on one connection.
+    let wire = Wire::start(answers_once).await;
+    let app = wire_gateway(&wire).await;
+    let valid = token_for(&app, "svc");
+    let bad = format!("{}AAAA", &valid[..valid.len() - 4]);
+    let mut sock = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}"#;
+    for token in [bad.as_str(), "not-a-jwt", bad.as_str()] {
+        let request = format!(
+            "POST /svc/mcp HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        sock.write_all(request.as_bytes()).await.expect("the connection is still open");
+        let head =
+            tokio::time::timeout(Duration::from_secs(3), read_head(&mut sock)).await.expect("an answer");
+        assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+        assert!(!head.to_ascii_lowercase().contains("connection: close"), "{head}");
+        // The JSON error body follows the head; drain it before the next request.
+        let len: usize = head
+            .to_ascii_lowercase()
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+            .expect("a sized error body");
+        let already = head.len() - head.find("\r\n\r\n").unwrap() - 4;
+        let mut rest = vec![0u8; len - already];
+        sock.read_exact(&mut rest).await.unwrap();
+    }
+    assert_eq!(wire.accepted(), 0, "nothing reached the backend");
+}
