@@ -1,8 +1,9 @@
 //! Issue 14: a proxied call answered with a stream must not wait for Nagle's algorithm. The
 //! official Python SDK answers `tools/call` with `text/event-stream`, chunked, and writes the
-//! head, each event and the terminator separately; without `TCP_NODELAY` on the gateway's
-//! client connections, each of those small writes after the first waits for the client's
-//! delayed ACK (about 40 ms on Linux), on every call. This is the one timed test: it guards a
+//! head, each event and the terminator separately, without `TCP_NODELAY`: each of those small
+//! writes after the first waits for the gateway's ACK, which Linux delays by about 40 ms unless
+//! the gateway ACKs at once (`TCP_QUICKACK`); and on the gateway's side towards the client,
+//! without `TCP_NODELAY` its own small writes wait for the client's delayed ACK. This is the one timed test: it guards a
 //! 40 ms stall, with a 20 ms bar on the median of ten calls on loopback.
 
 use std::time::{Duration, Instant};
@@ -19,7 +20,8 @@ async fn sse_backend() -> u16 {
     let port = listener.local_addr().unwrap().port();
     actix_web::rt::spawn(async move {
         while let Ok((mut sock, _)) = listener.accept().await {
-            sock.set_nodelay(true).unwrap();
+            // No TCP_NODELAY, like uvicorn under the Python SDK: each write after the first
+            // waits for the ACK of the one before, which a delayed ACK holds back ~40 ms.
             actix_web::rt::spawn(async move {
                 let mut buf = Vec::new();
                 let event = "event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\r\n\r\n";

@@ -12,11 +12,13 @@
 //!   request without a body whose method is idempotent (RFC 9110 §9.2.2).
 //! - The pool: idle connections are kept [`IDLE_KEEP_ALIVE`] and reaped by hyper-util's timer;
 //!   one the backend closed is dropped as soon as its connection task reads the close (no
-//!   `CLOSE_WAIT`); `TCP_NODELAY` and TCP keepalive on every connection, so an event stream
+//!   `CLOSE_WAIT`); `TCP_NODELAY`, immediate ACKs ([`quickack`]) and TCP keepalive on every
+//!   connection, so an event stream
 //!   from a host that vanished ends; bounded connect time and head size.
 
 mod backend_url;
 mod length;
+mod quickack;
 mod response;
 mod tls;
 mod upload;
@@ -37,6 +39,7 @@ pub use self::length::content_length;
 pub use self::response::ResponseBody;
 pub use self::tls::TlsOptions;
 
+use self::quickack::QuickAckConnector;
 use self::upload::Upload;
 
 /// How long an idle pooled connection is kept: below the 5 s idle timeout of common backend
@@ -124,7 +127,7 @@ pub struct ResponseHead {
 /// shared).
 #[derive(Clone)]
 pub struct Client {
-    pooled: Pooled<hyper_rustls::HttpsConnector<HttpConnector>, Upload>,
+    pooled: Pooled<hyper_rustls::HttpsConnector<QuickAckConnector>, Upload>,
 }
 
 impl Client {
@@ -141,7 +144,7 @@ impl Client {
             .with_tls_config(tls::client_config(tls)?)
             .https_or_http()
             .enable_http1()
-            .wrap_connector(tcp);
+            .wrap_connector(QuickAckConnector(tcp));
         let pooled = Pooled::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
