@@ -3,6 +3,7 @@
 
 use actix::prelude::*;
 
+use crate::core::machine::id_jag::IdentityAssertion;
 use crate::core::model::{
     AuthCode, Client, ClientMetadata, PendingAuthorization, Redemption, Registered, TokenResponse,
     UpstreamLogin,
@@ -60,6 +61,16 @@ pub struct AuthenticateAssertion {
     /// `client_id` of the form, if sent (must equal the assertion's `iss`).
     pub client_id: Option<String>,
     /// The `client_assertion` JWT.
+    pub assertion: String,
+}
+
+/// Verify an identity assertion grant (ID-JAG) presented by the authenticated client.
+#[derive(Message)]
+#[rtype(result = "Result<IdentityAssertion, OAuthError>")]
+pub struct VerifyIdentityAssertion {
+    /// The authenticated client (the assertion's `client_id` claim must name it).
+    pub client_id: String,
+    /// The `assertion` parameter.
     pub assertion: String,
 }
 

@@ -16,7 +16,7 @@ use super::messages::{
     AuthenticateAssertion, AuthenticateClient, BeginUpstream, DeleteClient, ForgetClient, GetClient,
     GetLogin, HasApprovedClient, HasConsent, Introspect, IssueCode, IssueTokens, ListClients, ListGrants,
     RecordConsent, RedeemCode, RegisterClient, Revoke, RevokeFamily, RevokeGrants, RotateRefresh, SaveLogin,
-    TakeLogin, TakeUpstream,
+    TakeLogin, TakeUpstream, VerifyIdentityAssertion,
 };
 use crate::core::clients::ClientStore;
 use crate::core::codes::CodeStore;
@@ -77,6 +77,7 @@ handle!(ClientRegistry, AuthenticateClient => |s, m| s.authenticate(&m.client_id
 handle!(ClientRegistry, ListClients => |s, _m| s.list().await);
 handle!(ClientRegistry, DeleteClient => |s, m| s.delete(&m.client_id).await);
 handle!(ClientRegistry, AuthenticateAssertion => |s, m| s.authenticate_assertion(m.client_id.as_deref(), &m.assertion).await);
+handle!(ClientRegistry, VerifyIdentityAssertion => |s, m| s.verify_identity_assertion(&m.client_id, &m.assertion).await);
 
 state_actor!(
     /// Owns pending authorizations, upstream login states and codes.

@@ -3,6 +3,7 @@
 mod access;
 mod clients;
 mod effective;
+mod enterprise;
 mod expand;
 mod kinds;
 mod known_keys;
@@ -17,6 +18,7 @@ mod validate;
 pub use access::AccessRule;
 pub use clients::{host_allowed, CimdSettings, ClientSettings, Clients, RegistrationSettings};
 pub use effective::{default_issuer, effective, effective_issuer, effective_workers};
+pub use enterprise::{EnterpriseSettings, IdJagSettings, TrustedIssuer};
 pub use expand::{expand_str, expand_value};
 pub use kinds::{ProviderKind, StorageKind, VaultAuth};
 pub use limits::{LimitSettings, Rate, TrustedProxies};

@@ -76,6 +76,9 @@ pub struct Settings {
     /// Pre-registered clients (machine clients, confidential web apps), keyed by client id.
     #[serde(default)]
     pub clients: Clients,
+    /// Enterprise-Managed Authorization: trusted identity providers for ID-JAG grants.
+    #[serde(default)]
+    pub enterprise: super::EnterpriseSettings,
     /// Client ID Metadata Documents.
     #[serde(default)]
     pub cimd: CimdSettings,

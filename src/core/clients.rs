@@ -16,6 +16,7 @@ use super::clock::{secs, Clock};
 use super::error::OAuthError;
 use super::machine::client_auth::{self, AssertionContext};
 use super::machine::configured::ConfiguredClients;
+use super::machine::id_jag::{self, IdJagContext, IdentityAssertion, TrustedIssuers};
 use super::machine::jwks::JwksCache;
 use super::model::{keys, normalize_scope, Client, ClientMetadata, ClientSource, Registered};
 use super::redirect_uri;
@@ -50,8 +51,10 @@ pub struct ClientStore<S> {
     documents: DocumentCache,
     /// The clients of the configuration, looked up before the store.
     configured: Arc<ConfiguredClients>,
-    /// Key sets of `private_key_jwt` clients.
+    /// Key sets of `private_key_jwt` clients and of trusted identity issuers.
     jwks: JwksCache,
+    /// The identity providers whose ID-JAGs are accepted.
+    trusted: Arc<TrustedIssuers>,
 }
 
 /// Metadata that passed validation, with defaults filled in.
@@ -65,12 +68,14 @@ impl<S: Store> ClientStore<S> {
     /// A registry over `backend`, fetching metadata documents with `fetcher`.
     pub fn new(backend: S, settings: Arc<Settings>, clock: Clock, fetcher: Arc<dyn DocumentFetcher>) -> Self {
         let configured = Arc::new(ConfiguredClients::from_settings(&settings, clock.now()));
+        let trusted = Arc::new(TrustedIssuers::from_settings(&settings));
         ClientStore {
             backend,
             settings,
             clock,
             fetcher,
             documents: DocumentCache::default(),
+            trusted,
             configured,
             jwks: JwksCache::default(),
         }
@@ -246,6 +251,25 @@ impl<S: Store> ClientStore<S> {
             now: self.clock.now(),
         };
         client_auth::authenticate(&ctx, client_id, assertion).await
+    }
+
+    /// Verifies an identity assertion grant presented by the authenticated `client_id`
+    /// ([`id_jag`]).
+    pub async fn verify_identity_assertion(
+        &self,
+        client_id: &str,
+        assertion: &str,
+    ) -> Result<IdentityAssertion, OAuthError> {
+        let ctx = IdJagContext {
+            issuers: &self.trusted,
+            jwks: &self.jwks,
+            fetcher: self.fetcher.as_ref(),
+            store: &self.backend,
+            audience: &self.settings.issuer,
+            allow_private: self.settings.runtime.allow_private_cimd,
+            now: self.clock.now(),
+        };
+        id_jag::verify(&ctx, client_id, assertion).await
     }
 }
 

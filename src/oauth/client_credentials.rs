@@ -119,7 +119,7 @@ pub fn grant(
 }
 
 /// The scopes granted at `service` to a client limited to `client_scopes` (empty: no limit).
-fn granted_scope(
+pub(crate) fn granted_scope(
     client_scopes: &[String],
     service: &ServiceSettings,
     requested: Option<&str>,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ServiceSettings, Settings};
 use crate::core::machine::assertion::ALGORITHM_NAMES;
+use crate::core::machine::id_jag;
 use crate::state::AppState;
 
 /// The client credentials grant type.
@@ -76,6 +77,10 @@ pub struct ServerMetadata {
     pub authorization_response_iss_parameter_supported: bool,
     /// Human-readable information about the gateway.
     pub service_documentation: String,
+    /// Enterprise-Managed Authorization: `["urn:ietf:params:oauth:grant-profile:id-jag"]`
+    /// when a trusted issuer is configured, else left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorization_grant_profiles_supported: Vec<String>,
     /// OpenID discovery only: `["public"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject_types_supported: Option<Vec<String>>,
@@ -119,7 +124,15 @@ fn grant_types(settings: &Settings) -> Vec<String> {
     if machine {
         out.push(CLIENT_CREDENTIALS.to_owned());
     }
+    if id_jag_enabled(settings) {
+        out.push(id_jag::GRANT_TYPE.to_owned());
+    }
     out
+}
+
+/// Whether the identity assertion grant is on: at least one trusted issuer is configured.
+pub fn id_jag_enabled(settings: &Settings) -> bool {
+    !settings.enterprise.id_jag.trusted_issuers.is_empty()
 }
 
 /// The RFC 8414 document for `settings`.
@@ -145,6 +158,10 @@ pub fn server_metadata(settings: &Settings) -> ServerMetadata {
         client_id_metadata_document_supported: settings.cimd.enabled,
         authorization_response_iss_parameter_supported: true,
         service_documentation: format!("{iss}/"),
+        authorization_grant_profiles_supported: match id_jag_enabled(settings) {
+            true => strings([id_jag::PROFILE]),
+            false => Vec::new(),
+        },
         subject_types_supported: None,
         id_token_signing_alg_values_supported: None,
     }

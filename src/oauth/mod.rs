@@ -8,6 +8,7 @@ pub mod client_credentials;
 pub mod consent;
 pub mod cookies;
 pub mod dev_login;
+pub mod id_jag;
 pub mod introspect;
 pub mod metadata;
 pub mod register;

@@ -16,11 +16,13 @@ use serde::Deserialize;
 
 use crate::actors::{AuthenticateClient, IssueTokens, RedeemCode, RevokeFamily, RotateRefresh};
 use crate::core::audit::{self, Event};
+use crate::core::machine::id_jag::GRANT_TYPE;
 use crate::core::model::Redemption;
 use crate::core::model::{Client, TokenResponse};
 use crate::core::pkce;
 use crate::core::OAuthError;
-use crate::oauth::{client_credentials, resource};
+use crate::oauth::metadata::id_jag_enabled;
+use crate::oauth::{client_credentials, id_jag, resource};
 use crate::state::AppState;
 use crate::web::limits::{self, Endpoint};
 use crate::web::request_id::Caller;
@@ -39,6 +41,8 @@ pub struct TokenForm {
     client_secret: Option<String>,
     client_assertion_type: Option<String>,
     client_assertion: Option<String>,
+    /// The JWT bearer grant's `assertion` (an ID-JAG).
+    assertion: Option<String>,
 }
 
 /// `(client_id, client_secret)` from an `Authorization: Basic` header (RFC 6749 §2.3.1: both
@@ -233,7 +237,8 @@ async fn token(
     }
     let form = form.into_inner();
     let grant = required(&form.grant_type, "grant_type")?;
-    if !matches!(grant, "authorization_code" | "refresh_token" | "client_credentials") {
+    let jwt_bearer = grant == GRANT_TYPE && id_jag_enabled(&state.settings);
+    if !jwt_bearer && !matches!(grant, "authorization_code" | "refresh_token" | "client_credentials") {
         return Err(OAuthError::UnsupportedGrantType(format!("grant_type {grant} is not supported")));
     }
     let assertion = client_credentials::AssertionParams {
@@ -243,13 +248,22 @@ async fn token(
         assertion: form.client_assertion.as_deref(),
     };
     let client = authenticate_request(&state, &req, assertion).await?;
-    may_use(&client, grant)?;
+    // The identity assertion names the client it was issued to: the identity provider's
+    // decision, so a client needs no registered grant type for it (see `id_jag`).
+    if !jwt_bearer {
+        may_use(&client, grant)?;
+    }
     let caller = Caller::of(&req, &state.settings.trusted_proxies);
     let (result, event) = match grant {
         "authorization_code" => (authorization_code(&state, &caller, &form, &client).await, "token_issued"),
         "client_credentials" => {
             let (resource, scope) = (form.resource.as_deref(), form.scope.as_deref());
             (client_credentials::grant(&state, &client, resource, scope), "token_issued")
+        }
+        _ if jwt_bearer => {
+            let (resource, scope) = (form.resource.as_deref(), form.scope.as_deref());
+            let issued = id_jag::grant(&state, &client, form.assertion.as_deref(), resource, scope).await;
+            (issued, "token_issued")
         }
         _ => (refresh(&state, &form, &client).await, "token_refreshed"),
     };

@@ -19,6 +19,7 @@ mod backend_tls;
 mod cimd;
 mod flow;
 mod helpers;
+mod idjag;
 mod idp;
 mod info;
 mod latency;

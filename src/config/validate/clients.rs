@@ -110,7 +110,7 @@ fn check_auth(settings: &Settings, key: &str, client: &ClientSettings) -> Result
     Ok(())
 }
 
-fn check_inline_jwks(key: &str, jwks: &serde_json::Value) -> Result<(), ConfigError> {
+pub(super) fn check_inline_jwks(key: &str, jwks: &serde_json::Value) -> Result<(), ConfigError> {
     let parsed: Result<jsonwebtoken::jwk::JwkSet, _> = serde_json::from_value(jwks.clone());
     match parsed {
         Ok(set) if !set.keys.is_empty() => Ok(()),
@@ -120,7 +120,7 @@ fn check_inline_jwks(key: &str, jwks: &serde_json::Value) -> Result<(), ConfigEr
 }
 
 /// `https`; plain `http` only on loopback with `runtime.allow_private_cimd` (tests, development).
-fn check_jwks_uri(settings: &Settings, key: &str, uri: &str) -> Result<(), ConfigError> {
+pub(super) fn check_jwks_uri(settings: &Settings, key: &str, uri: &str) -> Result<(), ConfigError> {
     let field = format!("{key}.jwks_uri");
     check_url(&field, uri)?;
     let url = Url::parse(uri.trim()).map_err(|e| ConfigError::new(&field, e.to_string()))?;
@@ -164,6 +164,32 @@ fn check_hosts(key: &str, hosts: &[String]) -> Result<(), ConfigError> {
         let bare = host.trim().strip_prefix("*.").unwrap_or(host.trim());
         if bare.is_empty() || bare.contains(['/', ':', '*', ' ', '@']) {
             return Err(ConfigError::new(key, format!("{host:?} is not a host name or *.suffix")));
+        }
+    }
+    Ok(())
+}
+
+/// `enterprise.id_jag.trusted_issuers`: each an http(s) issuer named once, with exactly one of
+/// `jwks_uri` (held to the rules of a client's) and an inline `jwks`.
+pub fn check_trusted_issuers(settings: &Settings) -> Result<(), ConfigError> {
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, trusted) in settings.enterprise.id_jag.trusted_issuers.iter().enumerate() {
+        let key = format!("enterprise.id_jag.trusted_issuers[{i}]");
+        check_url(&format!("{key}.issuer"), &trusted.issuer)?;
+        if seen.contains(&trusted.issuer.as_str()) {
+            return Err(ConfigError::new(
+                format!("{key}.issuer"),
+                format!("{} is listed twice", trusted.issuer),
+            ));
+        }
+        seen.push(&trusted.issuer);
+        match (&trusted.jwks, &trusted.jwks_uri) {
+            (None, None) => return Err(ConfigError::new(key, "needs jwks or jwks_uri; both are unset")),
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(format!("{key}.jwks"), "set jwks or jwks_uri, not both"))
+            }
+            (Some(jwks), None) => check_inline_jwks(&key, jwks)?,
+            (None, Some(uri)) => check_jwks_uri(settings, &key, uri)?,
         }
     }
     Ok(())

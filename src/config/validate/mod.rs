@@ -56,6 +56,7 @@ pub fn validate(settings: &Settings) -> Result<(), ConfigError> {
     check_services(settings, kind.as_str())?;
     access::check(settings, kind)?;
     clients::check_clients(settings)?;
+    clients::check_trusted_issuers(settings)?;
     check_tokens(settings)
 }
 

@@ -432,3 +432,33 @@ fn backend_tls_options_are_checked() {
     assert!(error(&s).problem.contains("no PEM certificate"), "{}", error(&s));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn trusted_issuers_need_one_key_source_and_a_unique_url() {
+    use crate::config::TrustedIssuer;
+    let issuer = |uri: Option<&str>, jwks: Option<serde_json::Value>| TrustedIssuer {
+        issuer: "https://idp.example".into(),
+        jwks_uri: uri.map(str::to_owned),
+        jwks,
+    };
+    let key = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k",
+        "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]});
+    let mut s = settings("");
+    s.enterprise.id_jag.trusted_issuers = vec![issuer(Some("https://idp.example/keys"), None)];
+    assert!(validate(&s).is_ok(), "{:?}", validate(&s));
+    s.enterprise.id_jag.trusted_issuers = vec![issuer(None, Some(key.clone()))];
+    assert!(validate(&s).is_ok(), "{:?}", validate(&s));
+    for (trusted, problem) in [
+        (vec![issuer(None, None)], "needs jwks or jwks_uri"),
+        (vec![issuer(Some("https://idp.example/keys"), Some(key.clone()))], "not both"),
+        (vec![issuer(Some("http://idp.example/keys"), None)], "must be https"),
+        (vec![issuer(None, Some(serde_json::json!({"keys": []})))], "holds no key"),
+        (vec![issuer(None, Some(key.clone())), issuer(None, Some(key.clone()))], "listed twice"),
+        (vec![TrustedIssuer { issuer: "not a url".into(), ..issuer(None, Some(key.clone())) }], "URL"),
+    ] {
+        s.enterprise.id_jag.trusted_issuers = trusted;
+        let err = error(&s);
+        assert!(err.key.starts_with("enterprise.id_jag.trusted_issuers["), "{err}");
+        assert!(err.problem.contains(problem), "{problem}: {err}");
+    }
+}

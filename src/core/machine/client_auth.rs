@@ -3,11 +3,9 @@
 //! the issuer, short-lived, with a `jti` that is accepted once across every instance (the
 //! store's `put_if_absent`, kept until the assertion has expired).
 
-use url::Url;
-
-use super::assertion::{self, str_claim, AssertionError, SKEW_SECS};
-use super::configured::{ConfiguredClient, ConfiguredClients, KeySource};
-use super::jwks::JwksCache;
+use super::assertion::{self, str_claim, AssertionError, MAX_LIFETIME_SECS, SKEW_SECS};
+use super::configured::{ConfiguredClient, ConfiguredClients};
+use super::jwks::{JwksCache, KeyError, KeySource};
 use crate::core::cimd::DocumentFetcher;
 use crate::core::model::{keys, Client};
 use crate::core::store::{json, ttl, Store};
@@ -63,7 +61,7 @@ pub async fn authenticate<S: Store>(
     if !assertion::audience_matches(&claims, &ctx.audiences) {
         return Err(refused("assertion aud is not this token endpoint or issuer"));
     }
-    let exp = assertion::check_times(&claims, ctx.now, false).map_err(refused)?;
+    let exp = assertion::check_times(&claims, ctx.now, false, MAX_LIFETIME_SECS).map_err(refused)?;
     let jti =
         str_claim(&claims, "jti").filter(|j| !j.is_empty()).ok_or_else(|| refused("assertion has no jti"))?;
     let keep = u64::try_from(exp + SKEW_SECS - ctx.now).unwrap_or(1).max(1);
@@ -75,37 +73,20 @@ pub async fn authenticate<S: Store>(
     Ok(configured.client.clone())
 }
 
-/// The claims once the signature verifies with one of the client's keys; a remote set is
-/// fetched again (rate-bounded) when none of its keys does.
+/// The claims once the signature verifies with one of the client's keys.
 async fn verified<S: Store>(
     ctx: &AssertionContext<'_, S>,
     client: &ConfiguredClient,
     token: &str,
     header: &jsonwebtoken::Header,
 ) -> Result<serde_json::Value, OAuthError> {
-    match &client.keys {
-        KeySource::None => Err(refused("client authentication failed")),
-        KeySource::Inline(keys) => assertion::verify(token, header, keys).map_err(refused),
-        KeySource::Remote(url) => {
-            let keys = remote(ctx, url, false).await?;
-            match assertion::verify(token, header, &keys) {
-                Err(AssertionError::Signature) => {
-                    let keys = remote(ctx, url, true).await?;
-                    assertion::verify(token, header, &keys).map_err(refused)
-                }
-                other => other.map_err(refused),
+    ctx.jwks.verify(ctx.fetcher, &client.keys, ctx.allow_private, ctx.now, token, header).await.map_err(|e| {
+        match e {
+            KeyError::Assertion(AssertionError::Signature) if matches!(client.keys, KeySource::None) => {
+                refused("client authentication failed")
             }
+            KeyError::Assertion(e) => refused(e),
+            KeyError::Unreachable => refused("the client's keys could not be fetched"),
         }
-    }
-}
-
-async fn remote<S: Store>(
-    ctx: &AssertionContext<'_, S>,
-    url: &Url,
-    refresh: bool,
-) -> Result<std::sync::Arc<Vec<jsonwebtoken::jwk::Jwk>>, OAuthError> {
-    ctx.jwks
-        .keys(ctx.fetcher, url, ctx.allow_private, ctx.now, refresh)
-        .await
-        .map_err(|_| refused("the client's keys could not be fetched"))
+    })
 }

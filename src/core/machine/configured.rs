@@ -8,27 +8,15 @@
 
 use std::collections::HashMap;
 
-use jsonwebtoken::jwk::{Jwk, JwkSet};
 use secrecy::ExposeSecret;
-use url::Url;
 
+use super::jwks::KeySource;
 use crate::config::{ClientSettings, Settings};
 use crate::core::model::{Client, ClientSource};
 use crate::secret::{constant_time_eq, hmac_b64, random_token};
 
 /// Grant types of a configured client that lists none.
 const DEFAULT_GRANTS: [&str; 1] = ["client_credentials"];
-
-/// Where a `private_key_jwt` client's public keys are.
-#[derive(Debug, Clone)]
-pub enum KeySource {
-    /// A secret-based client: no keys.
-    None,
-    /// Keys written in the configuration.
-    Inline(Vec<Jwk>),
-    /// A JWK Set URL.
-    Remote(Url),
-}
 
 /// One configured client.
 #[derive(Debug, Clone)]
@@ -100,13 +88,7 @@ fn configured(id: &str, c: &ClientSettings, mac_key: &[u8], now: i64) -> Configu
     } else {
         Vec::new()
     };
-    let keys = match (&c.jwks, &c.jwks_uri) {
-        (Some(jwks), _) => KeySource::Inline(
-            serde_json::from_value::<JwkSet>(jwks.clone()).map(|s| s.keys).unwrap_or_default(),
-        ),
-        (None, Some(uri)) => Url::parse(uri.trim()).map(KeySource::Remote).unwrap_or(KeySource::None),
-        (None, None) => KeySource::None,
-    };
+    let keys = KeySource::from_config(c.jwks.as_ref(), c.jwks_uri.as_deref());
     let secret_mac = c
         .client_secret
         .as_ref()

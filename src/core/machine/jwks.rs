@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use url::Url;
 
+use super::assertion::{self, AssertionError};
 use crate::core::cimd::{CimdError, DocumentFetcher};
 
 /// Shortest time a fetched set is kept, whatever its headers say (seconds).
@@ -24,6 +25,40 @@ pub const MAX_TTL: i64 = 24 * 3600;
 pub const REFETCH_EVERY: i64 = 30;
 /// Most URLs remembered (the configured ones are few; this only bounds mistakes).
 const MAX_ENTRIES: usize = 1000;
+
+/// Where a signer's public keys are (a `private_key_jwt` client, a trusted identity issuer).
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// No keys (a secret-based client).
+    None,
+    /// Keys written in the configuration.
+    Inline(Vec<Jwk>),
+    /// A JWK Set URL.
+    Remote(Url),
+}
+
+impl KeySource {
+    /// The keys a configuration entry names: its inline `jwks` (a set that does not parse,
+    /// which validation refuses, holds no key) or else its `jwks_uri`.
+    pub fn from_config(jwks: Option<&serde_json::Value>, jwks_uri: Option<&str>) -> Self {
+        match (jwks, jwks_uri) {
+            (Some(jwks), _) => KeySource::Inline(
+                serde_json::from_value::<JwkSet>(jwks.clone()).map(|s| s.keys).unwrap_or_default(),
+            ),
+            (None, Some(uri)) => Url::parse(uri.trim()).map(KeySource::Remote).unwrap_or(KeySource::None),
+            (None, None) => KeySource::None,
+        }
+    }
+}
+
+/// Why a signed assertion did not verify against its signer's keys.
+#[derive(Debug)]
+pub enum KeyError {
+    /// The assertion failed (no key verifies it, bad header, …).
+    Assertion(AssertionError),
+    /// The signer's remote key set could not be fetched.
+    Unreachable,
+}
 
 struct Entry {
     keys: Arc<Vec<Jwk>>,
@@ -94,6 +129,39 @@ impl JwksCache {
         }
         if entries.len() < MAX_ENTRIES {
             entries.insert(url.as_str().to_owned(), Entry { keys, fetched_at: now, expires_at: now + ttl });
+        }
+    }
+
+    /// The claims of `token` (with its checked `header`) once its signature verifies with one
+    /// of `source`'s keys; a remote set is fetched again (rate-bounded, see the module docs)
+    /// when none of its keys does, which picks up a signer's rotated key.
+    pub async fn verify(
+        &self,
+        fetcher: &dyn DocumentFetcher,
+        source: &KeySource,
+        allow_private: bool,
+        now: i64,
+        token: &str,
+        header: &jsonwebtoken::Header,
+    ) -> Result<serde_json::Value, KeyError> {
+        let url = match source {
+            KeySource::None => return Err(KeyError::Assertion(AssertionError::Signature)),
+            KeySource::Inline(keys) => {
+                return assertion::verify(token, header, keys).map_err(KeyError::Assertion)
+            }
+            KeySource::Remote(url) => url,
+        };
+        let keys =
+            self.keys(fetcher, url, allow_private, now, false).await.map_err(|_| KeyError::Unreachable)?;
+        match assertion::verify(token, header, &keys) {
+            Err(AssertionError::Signature) => {
+                let keys = self
+                    .keys(fetcher, url, allow_private, now, true)
+                    .await
+                    .map_err(|_| KeyError::Unreachable)?;
+                assertion::verify(token, header, &keys).map_err(KeyError::Assertion)
+            }
+            other => other.map_err(KeyError::Assertion),
         }
     }
 
