@@ -16,7 +16,7 @@ use crate::config::ServiceSettings;
 use crate::core::access;
 use crate::core::machine::client_auth::ASSERTION_TYPE;
 use crate::core::machine::direct::{self, client_subject, DirectGrant};
-use crate::core::model::{Client, ClientSource, TokenResponse};
+use crate::core::model::{Client, ClientSource, TokenResponse, UserInfo};
 use crate::core::OAuthError;
 use crate::oauth::metadata::{service_scopes, OFFLINE_ACCESS};
 use crate::oauth::resource;
@@ -108,11 +108,25 @@ pub fn grant(
             "the access rule of service {service_id} does not list this client"
         )));
     }
+    issue_for(state, &client.client_id, &service_id, subject, scope)
+}
+
+/// Signs the direct (no refresh token) access token of `subject` for `service_id`, with the
+/// tools its `tool_access` rules keep from the subject listed; the access rule of the service
+/// itself is the caller's to have checked.
+pub(crate) fn issue_for(
+    state: &AppState,
+    client_id: &str,
+    service_id: &str,
+    subject: UserInfo,
+    scope: String,
+) -> Result<TokenResponse, OAuthError> {
+    let settings = &state.settings;
     let grant = DirectGrant {
-        denied_tools: access::denied_tools(settings, &service_id, &subject),
+        denied_tools: access::denied_tools(settings, service_id, &subject),
         subject,
-        client_id: client.client_id.clone(),
-        resource: settings.resource_uri(&service_id),
+        client_id: client_id.to_owned(),
+        resource: settings.resource_uri(service_id),
         scope,
     };
     direct::issue(&state.keys, &settings.issuer, settings.tokens.access_token_ttl, state.clock.now(), grant)

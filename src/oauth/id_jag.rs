@@ -10,11 +10,10 @@
 
 use crate::actors::VerifyIdentityAssertion;
 use crate::core::access;
-use crate::core::machine::direct::{self, DirectGrant};
 use crate::core::machine::id_jag::{IdentityAssertion, PROVIDER};
 use crate::core::model::{Client, Memberships, TokenResponse, UserInfo};
 use crate::core::OAuthError;
-use crate::oauth::client_credentials::granted_scope;
+use crate::oauth::client_credentials::{granted_scope, issue_for};
 use crate::oauth::resource;
 use crate::state::AppState;
 
@@ -59,14 +58,7 @@ pub async fn grant(
             subject.email.as_deref().unwrap_or(&subject.id)
         )));
     }
-    let grant = DirectGrant {
-        denied_tools: access::denied_tools(settings, &service_id, &subject),
-        subject,
-        client_id: client.client_id.clone(),
-        resource: settings.resource_uri(&service_id),
-        scope,
-    };
-    direct::issue(&state.keys, &settings.issuer, settings.tokens.access_token_ttl, state.clock.now(), grant)
+    issue_for(state, &client.client_id, &service_id, subject, scope)
 }
 
 /// The person of an assertion. Their id names the issuer too (two trusted issuers may each

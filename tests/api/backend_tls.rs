@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
 use crate::proxy::{gateway, service, token_for};
+use crate::wire::read_request;
 
 /// A CA (its PEM) and a certificate for 127.0.0.1 signed by it, with its key.
 fn private_ca() -> (String, CertificateDer<'static>, PrivateKeyDer<'static>) {
@@ -37,28 +38,9 @@ async fn tls_backend(cert: CertificateDer<'static>, key: PrivateKeyDer<'static>)
             actix_web::rt::spawn(async move {
                 let Ok(mut tls) = acceptor.accept(tcp).await else { return };
                 let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    // Every test request is a small POST whose body comes with its head.
-                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse().ok())
-                            .unwrap_or(0);
-                        if buf.len() >= end + 4 + len {
-                            buf.drain(..end + 4 + len);
-                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                            if tls.write_all(answer).await.is_err() {
-                                return;
-                            }
-                            continue;
-                        }
-                    }
-                    match tls.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                while read_request(&mut tls, &mut buf).await.is_some() {
+                    if tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.is_err() {
+                        return;
                     }
                 }
             });

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::backend::TestBackend;
 use crate::flow::{add_service, Reply};
 use crate::helpers::{spawn_app_with, TestApp};
-use crate::machine::{JwksServer, TestKey};
+use crate::machine::{call, JwksServer, TestKey};
 use crate::proxy::echoed;
 
 const GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -67,18 +67,15 @@ fn assert_refused(reply: &Reply, why: &str) {
     assert_eq!(reply.json()["error"], "invalid_grant", "{why}: {}", reply.body);
 }
 
-/// The backend's echo of a `tools/list` through `/{service}/mcp` with `token`.
-async fn call(app: &TestApp, service: &str, token: &str) -> (u16, Value) {
-    let mut res = app
-        .client()
-        .post(app.url(&format!("/{service}/mcp")))
-        .insert_header(("Authorization", format!("Bearer {token}")))
-        .content_type("application/json")
-        .send_body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
-        .await
-        .unwrap();
-    let body = res.body().await.unwrap();
-    (res.status().as_u16(), serde_json::from_slice(&body).unwrap_or(Value::Null))
+/// `claims` with the entries of `change` set, a `null` one removed.
+fn patched(mut claims: Value, change: &Value) -> Value {
+    for (k, v) in change.as_object().unwrap() {
+        match v {
+            Value::Null => drop(claims.as_object_mut().unwrap().remove(k)),
+            v => claims[k] = v.clone(),
+        }
+    }
+    claims
 }
 
 #[actix_web::test]
@@ -141,13 +138,7 @@ async fn every_broken_claim_is_invalid_grant() {
         ("no sub", json!({"sub": null})),
     ];
     for (why, change) in broken {
-        let mut c = claims(&app, &client);
-        for (k, v) in change.as_object().unwrap() {
-            match v {
-                Value::Null => drop(c.as_object_mut().unwrap().remove(k)),
-                v => c[k] = v.clone(),
-            }
-        }
+        let c = patched(claims(&app, &client), &change);
         assert_refused(&present(&app, &client, &jag(&key, &c), &[]).await, why);
     }
     // The JOSE type: a plain JWT (an ID token, say) is not an ID-JAG.
@@ -205,13 +196,7 @@ async fn access_rules_apply_to_the_person_of_the_assertion() {
         ("unverified email", json!({"email_verified": false})),
         ("no email", json!({"email": null})),
     ] {
-        let mut c = claims(&app, &client);
-        for (k, v) in change.as_object().unwrap() {
-            match v {
-                Value::Null => drop(c.as_object_mut().unwrap().remove(k)),
-                v => c[k] = v.clone(),
-            }
-        }
+        let c = patched(claims(&app, &client), &change);
         let reply = present(&app, &client, &jag(&key, &c), &[]).await;
         assert_refused(&reply, why);
         assert!(reply.body.contains("access rule"), "{why}: {}", reply.body);

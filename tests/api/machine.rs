@@ -209,7 +209,7 @@ async fn with_assertion(app: &TestApp, assertion: &str) -> Reply {
 }
 
 /// The proxied echo of `/{service}/mcp` with `token`: status and body.
-async fn call(app: &TestApp, service: &str, token: &str) -> (u16, Value) {
+pub async fn call(app: &TestApp, service: &str, token: &str) -> (u16, Value) {
     let mut res = app
         .client()
         .post(app.url(&format!("/{service}/mcp")))

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::helpers::TestApp;
@@ -80,7 +80,7 @@ async fn serve(
 }
 
 /// One request (head and `Content-Length` body) as text; `None` when the peer closed.
-async fn read_request(sock: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+pub async fn read_request<R: AsyncRead + Unpin>(sock: &mut R, buf: &mut Vec<u8>) -> Option<String> {
     let mut chunk = [0u8; 4096];
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -306,8 +306,29 @@ async fn an_idle_connection_the_backend_closed_is_closed_without_waiting_for_tra
     assert!(took < Duration::from_secs(3), "{took:?}");
 }
 
+/// A gateway whose `svc` backend takes one connection, reads a request head, writes `answer`
+/// and then neither reads nor closes for 5 s; with the gateway's port on that connection.
+async fn answer_once_then_hold(answer: &'static [u8]) -> (TestApp, tokio::sync::oneshot::Receiver<u16>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (peer_tx, peer_rx) = tokio::sync::oneshot::channel::<u16>();
+    actix_web::rt::spawn(async move {
+        let (mut sock, peer) = listener.accept().await.unwrap();
+        let _ = peer_tx.send(peer.port());
+        read_head(&mut sock).await;
+        sock.write_all(answer).await.unwrap();
+        actix_web::rt::time::sleep(Duration::from_secs(5)).await;
+    });
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let app = gateway(|s| {
+        s.mcp_services.insert("svc".into(), service(url));
+    })
+    .await;
+    (app, peer_rx)
+}
+
 /// Reads from `sock` until a whole response head has arrived; the head as text.
-async fn read_head(sock: &mut TcpStream) -> String {
+async fn read_head<R: AsyncRead + Unpin>(sock: &mut R) -> String {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -323,23 +344,10 @@ async fn an_answer_sent_before_the_body_was_read_reaches_the_client() {
     // A backend refusing an upload (413, or 401) answers after the head and does not read the
     // body. A client that writes the whole body before reading would wait on a full socket
     // until the backend gives up and closes, then report a 502; full duplex passes the 413 on.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    actix_web::rt::spawn(async move {
-        let (mut sock, _) = listener.accept().await.unwrap();
-        read_head(&mut sock).await;
-        sock.write_all(
-            b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\nconnection: close\r\n\r\ntoo big!",
-        )
-        .await
-        .unwrap();
-        // Not reading for a while, as a busy or deliberately lingering server does.
-        actix_web::rt::time::sleep(Duration::from_secs(5)).await;
-    });
-    let url = format!("http://127.0.0.1:{port}/mcp");
-    let app = gateway(|s| {
-        s.mcp_services.insert("svc".into(), service(url));
-    })
+    // Not reading for a while, as a busy or deliberately lingering server does.
+    let (app, _) = answer_once_then_hold(
+        b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 8\r\nconnection: close\r\n\r\ntoo big!",
+    )
     .await;
     // 8 MiB, more than the socket buffers on both hops hold, sent while the answer is read.
     let len = 8 << 20;
@@ -358,18 +366,9 @@ async fn an_answer_sent_before_the_body_was_read_reaches_the_client() {
             }
         }
     });
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let answer = tokio::time::timeout(Duration::from_secs(3), async {
-        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = read.read(&mut chunk).await.expect("read");
-            assert!(n > 0, "closed without an answer");
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        String::from_utf8_lossy(&buf).into_owned()
-    })
-    .await
-    .expect("the 413 arrives while the body is still being sent");
+    let answer = tokio::time::timeout(Duration::from_secs(3), read_head(&mut read))
+        .await
+        .expect("the 413 arrives while the body is still being sent");
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 }
 
@@ -419,24 +418,9 @@ fn tcp_timer_of(port: u16) -> Option<String> {
 async fn backend_connections_have_tcp_keepalive() {
     // Without keepalive an event stream from a backend host that vanished (no FIN, no RST)
     // never ends. The kernel shows a keepalive timer on the gateway's side of the connection.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (peer_tx, peer_rx) = tokio::sync::oneshot::channel::<u16>();
-    actix_web::rt::spawn(async move {
-        let (mut sock, peer) = listener.accept().await.unwrap();
-        let _ = peer_tx.send(peer.port());
-        read_head(&mut sock).await;
-        sock.write_all(
-            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
-        )
-        .await
-        .unwrap();
-        actix_web::rt::time::sleep(Duration::from_secs(5)).await;
-    });
-    let url = format!("http://127.0.0.1:{port}/mcp");
-    let app = gateway(|s| {
-        s.mcp_services.insert("svc".into(), service(url));
-    })
+    let (app, peer_rx) = answer_once_then_hold(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+    )
     .await;
     let res = app
         .client()
