@@ -4,7 +4,7 @@
 //! signed here. Every broken claim is `invalid_grant`; a good one gives a token for the one
 //! service it names, with no refresh token, and the access rules apply to the person.
 
-use mcp_gateway::config::{AccessRule, Settings, TrustedIssuer};
+use mcp_gateway::config::{AccessRule, RedisSettings, Settings, StorageKind, StorageSettings, TrustedIssuer};
 use serde_json::{json, Value};
 
 use crate::backend::TestBackend;
@@ -230,4 +230,34 @@ async fn an_inline_key_set_works_without_any_fetch_and_metadata_advertises_the_p
     let client = public_client(&plain).await;
     let reply = present(&plain, &client, &jag(&key, &claims(&plain, &client)), &[]).await;
     assert_eq!(reply.json()["error"], "unsupported_grant_type", "{}", reply.body);
+}
+
+#[actix_web::test]
+async fn a_jti_is_single_use_across_instances_sharing_redis() {
+    // Two instances behind one issuer name share Redis: an assertion redeemed at one is
+    // refused at the other.
+    let backend = TestBackend::start().await;
+    let key = TestKey::es256("k1");
+    let idp = JwksServer::start(&[&key]);
+    let prefix = format!("idjag-test-{}-{}:", std::process::id(), rand::random::<u32>());
+    let on_redis = |s: &mut Settings| {
+        s.issuer = "http://gateway.test".into();
+        s.storage = StorageSettings {
+            kind: StorageKind::Redis,
+            redis: RedisSettings {
+                url: Some("redis://127.0.0.1:6379".into()),
+                key_prefix: prefix.clone(),
+                ..RedisSettings::default()
+            },
+            ..StorageSettings::default()
+        };
+    };
+    let a = gateway(&backend, &idp.url, on_redis).await;
+    let b = gateway(&backend, &idp.url, on_redis).await;
+    let client = public_client(&a).await;
+    let once = jag(&key, &claims(&a, &client));
+    assert_eq!(present(&a, &client, &once, &[]).await.status, 200);
+    assert_refused(&present(&b, &client, &once, &[]).await, "replayed on the other instance");
+    let fresh = present(&b, &client, &jag(&key, &claims(&b, &client)), &[]).await;
+    assert_eq!(fresh.status, 200, "{}", fresh.body);
 }
