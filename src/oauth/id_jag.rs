@@ -6,12 +6,14 @@
 //! without a refresh token: the client asks its identity provider for a new assertion instead.
 //!
 //! Any authenticated client may present one: the assertion itself names the client it was
-//! issued to (`client_id`), which is the identity provider's decision, not the client's.
+//! issued to (`client_id`), which is the identity provider's decision, not the client's. A
+//! configured client (`clients:`) must also list the grant in its `grant_types` and stays
+//! within its `services` and `scopes`.
 
 use crate::actors::VerifyIdentityAssertion;
 use crate::core::access;
-use crate::core::machine::id_jag::{IdentityAssertion, PROVIDER};
-use crate::core::model::{Client, Memberships, TokenResponse, UserInfo};
+use crate::core::machine::id_jag::{IdentityAssertion, GRANT_TYPE, PROVIDER};
+use crate::core::model::{Client, ClientSource, Memberships, TokenResponse, UserInfo};
 use crate::core::OAuthError;
 use crate::oauth::client_credentials::{granted_scope, issue_for};
 use crate::oauth::resource;
@@ -43,13 +45,38 @@ pub async fn grant(
     let service = settings.mcp_services.get(&service_id).ok_or_else(|| {
         OAuthError::InvalidGrant("the assertion's resource is not a service of this gateway".into())
     })?;
+    // A configured client stays within what the operator gave it, whoever vouches for the
+    // person: it must list the grant, and the service and scopes must be among its own.
+    let configured = (client.source == ClientSource::Configured)
+        .then(|| settings.clients.get(&client.client_id))
+        .flatten();
+    if let Some(configured) = configured {
+        if !configured.grant_types.iter().any(|g| g == GRANT_TYPE) {
+            return Err(OAuthError::UnauthorizedClient(format!("this client may not use {GRANT_TYPE}")));
+        }
+        if !configured.services.contains(&service_id) {
+            return Err(OAuthError::InvalidGrant(format!("this client may not use service {service_id}")));
+        }
+    }
+    let client_scopes = configured.map(|c| c.scopes.as_slice()).unwrap_or_default();
     let scope = match vouched.scopes.as_deref() {
         Some([]) if requested_scope.is_some_and(|s| !s.trim().is_empty()) => {
             return Err(OAuthError::InvalidScope("the assertion grants no scope".into()))
         }
         Some([]) => String::new(),
-        Some(allowed) => granted_scope(allowed, service, requested_scope)?,
-        None => granted_scope(&[], service, requested_scope)?,
+        Some(allowed) => {
+            let allowed: Vec<String> = match client_scopes.is_empty() {
+                true => allowed.to_vec(),
+                false => allowed.iter().filter(|s| client_scopes.contains(s)).cloned().collect(),
+            };
+            if allowed.is_empty() {
+                return Err(OAuthError::InvalidScope(
+                    "this client may have none of the assertion's scopes".into(),
+                ));
+            }
+            granted_scope(&allowed, service, requested_scope)?
+        }
+        None => granted_scope(client_scopes, service, requested_scope)?,
     };
     let subject = person(&vouched);
     if !access::may_use_service(settings, &service_id, &subject) {

@@ -261,3 +261,39 @@ async fn a_jti_is_single_use_across_instances_sharing_redis() {
     let fresh = present(&b, &client, &jag(&key, &claims(&b, &client)), &[]).await;
     assert_eq!(fresh.status, 200, "{}", fresh.body);
 }
+
+#[actix_web::test]
+async fn a_configured_client_must_list_the_grant_and_stays_within_its_services_and_scopes() {
+    // An operator who limited a client to `calc` and `read` means it, whoever vouches for the
+    // person: an ID-JAG for another service or scope does not widen it.
+    let backend = TestBackend::start().await;
+    let key = TestKey::es256("k1");
+    let idp = JwksServer::start(&[&key]);
+    let app = gateway(&backend, &idp.url, |s| {
+        let mut limited = crate::machine::client("client_secret_basic", &["calc"], &["read"]);
+        limited.grant_types = vec![GRANT.into()];
+        s.clients.insert("portal".into(), limited);
+        s.clients.insert("ci-bot".into(), crate::machine::client("client_secret_basic", &["calc"], &[]));
+    })
+    .await;
+    let with_secret = |id: &'static str, assertion: String, scope: &'static str| {
+        let app = &app;
+        async move {
+            let form = [("grant_type", GRANT), ("assertion", assertion.as_str()), ("scope", scope)];
+            app.post_form("/oauth/token", &form, Some((id, "ci-bot-secret-0123456789"))).await
+        }
+    };
+    let mut wide = claims(&app, "portal");
+    wide["scope"] = json!("read write");
+    let reply = with_secret("portal", jag(&key, &wide), "read write").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["scope"], "read", "the client's own scope limit holds: {}", reply.body);
+    let for_other = patched(claims(&app, "portal"), &json!({"resource": app.settings.resource_uri("other")}));
+    assert_refused(
+        &with_secret("portal", jag(&key, &for_other), "").await,
+        "a service the client may not use",
+    );
+    // A configured client that does not list the grant may not use it.
+    let reply = with_secret("ci-bot", jag(&key, &claims(&app, "ci-bot")), "").await;
+    assert_eq!(reply.json()["error"], "unauthorized_client", "{}", reply.body);
+}

@@ -9,7 +9,12 @@ use super::{check_url, ConfigError};
 use crate::config::{ClientSettings, Settings};
 
 /// Grant types a configured client may list.
-pub const CLIENT_GRANT_TYPES: [&str; 3] = ["client_credentials", "authorization_code", "refresh_token"];
+pub const CLIENT_GRANT_TYPES: [&str; 4] = [
+    "client_credentials",
+    "authorization_code",
+    "refresh_token",
+    "urn:ietf:params:oauth:grant-type:jwt-bearer",
+];
 
 /// Client authentication methods a configured client may use.
 pub const CLIENT_AUTH_METHODS: [&str; 3] = ["private_key_jwt", "client_secret_basic", "client_secret_post"];
