@@ -154,6 +154,19 @@ impl From<StoreError> for OAuthError {
     }
 }
 
+/// An error and its causes on one line (client libraries hide "connection refused" in the
+/// chain).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -115,3 +115,18 @@ where
     actix_web::rt::spawn(server);
     (port, handle)
 }
+
+/// Storage on the local Redis under a key prefix of its own (instances given the same prefix
+/// share state).
+pub fn redis_storage(prefix: &str) -> mcp_gateway::config::StorageSettings {
+    use mcp_gateway::config::{RedisSettings, StorageKind, StorageSettings};
+    StorageSettings {
+        kind: StorageKind::Redis,
+        redis: RedisSettings {
+            url: Some("redis://127.0.0.1:6379".into()),
+            key_prefix: prefix.to_owned(),
+            ..RedisSettings::default()
+        },
+        ..StorageSettings::default()
+    }
+}

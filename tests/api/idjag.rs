@@ -4,7 +4,7 @@
 //! signed here. Every broken claim is `invalid_grant`; a good one gives a token for the one
 //! service it names, with no refresh token, and the access rules apply to the person.
 
-use mcp_gateway::config::{AccessRule, RedisSettings, Settings, StorageKind, StorageSettings, TrustedIssuer};
+use mcp_gateway::config::{AccessRule, Settings, TrustedIssuer};
 use serde_json::{json, Value};
 
 use crate::backend::TestBackend;
@@ -242,15 +242,7 @@ async fn a_jti_is_single_use_across_instances_sharing_redis() {
     let prefix = format!("idjag-test-{}-{}:", std::process::id(), rand::random::<u32>());
     let on_redis = |s: &mut Settings| {
         s.issuer = "http://gateway.test".into();
-        s.storage = StorageSettings {
-            kind: StorageKind::Redis,
-            redis: RedisSettings {
-                url: Some("redis://127.0.0.1:6379".into()),
-                key_prefix: prefix.clone(),
-                ..RedisSettings::default()
-            },
-            ..StorageSettings::default()
-        };
+        s.storage = crate::helpers::redis_storage(&prefix);
     };
     let a = gateway(&backend, &idp.url, on_redis).await;
     let b = gateway(&backend, &idp.url, on_redis).await;

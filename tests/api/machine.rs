@@ -10,9 +10,7 @@ use std::sync::{Arc, Mutex};
 use actix_web::{web, App, HttpResponse};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use mcp_gateway::config::{
-    AccessRule, ClientSettings, RedisSettings, Settings, StorageKind, StorageSettings,
-};
+use mcp_gateway::config::{AccessRule, ClientSettings, Settings};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 
@@ -432,15 +430,7 @@ async fn a_jti_is_single_use_across_instances_sharing_redis() {
     let prefix = format!("machine-test-{}-{}:", std::process::id(), rand::random::<u32>());
     let on_redis = |s: &mut Settings| {
         settings(s, &backend, Some(&server.url));
-        s.storage = StorageSettings {
-            kind: StorageKind::Redis,
-            redis: RedisSettings {
-                url: Some("redis://127.0.0.1:6379".into()),
-                key_prefix: prefix.clone(),
-                ..RedisSettings::default()
-            },
-            ..StorageSettings::default()
-        };
+        s.storage = crate::helpers::redis_storage(&prefix);
     };
     let a = spawn_app_with(on_redis).await;
     let b = spawn_app_with(on_redis).await;

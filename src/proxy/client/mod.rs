@@ -29,6 +29,8 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use bytes::Bytes;
 use futures_util::Stream;
+
+use crate::core::error::chain;
 use hyper::body::Body as _;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as Pooled;
@@ -257,16 +259,4 @@ fn classify(err: &hyper_util::client::legacy::Error) -> ClientError {
         true => ClientError::Connect(chain(err)),
         false => ClientError::Exchange(chain(err)),
     }
-}
-
-/// `err` and its causes, one line.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }

@@ -4,6 +4,7 @@
 use rustify::errors::ClientError as RestError;
 use vaultrs::error::ClientError;
 
+use crate::core::error::chain;
 use crate::core::store::StoreError;
 
 /// The HTTP status of a Vault error answer, if it was one.
@@ -47,18 +48,6 @@ pub(super) fn classify(e: ClientError) -> StoreError {
         } => StoreError::Unavailable(chain(source)),
         _ => StoreError::Backend(chain(&e)),
     }
-}
-
-/// An error and its causes on one line (reqwest hides "connection refused" in the chain).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 #[cfg(test)]
