@@ -23,6 +23,7 @@ use crate::core::mcp_sessions::SessionBindings;
 use crate::core::metrics::Metrics;
 use crate::core::signing_keys::{self, KeyRotation};
 use crate::core::store::Revocations as _;
+use crate::core::upstream_grant::load_sealer;
 use crate::core::{Clock, RevocationSet};
 use crate::fetch::GuardedFetch;
 use crate::state::AppState;
@@ -149,6 +150,16 @@ impl Application {
             .await
             .map_err(|e| StartupError::Storage(e.to_string()))?;
         backend.watch_revocations(revoked.clone());
+        let sealer = load_sealer(&backend, &settings.session_secret)
+            .await
+            .map_err(|e| StartupError::Storage(e.to_string()))?;
+        let upstream = Arc::new(
+            Upstream::from_settings(&settings)
+                .await
+                .map_err(|e| StartupError::Upstream(e.to_string()))?
+                .with_clock(clock.clone())
+                .with_sealer(sealer),
+        );
         let workers = crate::config::effective_workers(settings.runtime.workers);
         let actors = crate::actors::start(Wiring {
             backend: backend.clone(),
@@ -160,14 +171,9 @@ impl Application {
             rotation,
             fetcher: Arc::new(GuardedFetch),
             threads: workers,
+            identity: Some(upstream.clone()),
         })
         .map_err(|e| StartupError::Config(format!("cannot start the state actors: {e}")))?;
-        let upstream = Arc::new(
-            Upstream::from_settings(&settings)
-                .await
-                .map_err(|e| StartupError::Upstream(e.to_string()))?
-                .with_clock(clock.clone()),
-        );
         let limiter = Limiter::for_backend(&backend);
         let mcp_sessions = Arc::new(SessionBindings::new(backend, &settings));
         let state = AppState {
@@ -399,6 +405,8 @@ pub async fn admin_wiring(settings: &Settings) -> Result<(crate::actors::Actors,
         rotation,
         fetcher: Arc::new(GuardedFetch),
         threads: 1,
+        // The commands list and revoke; they never refresh.
+        identity: None,
     })
     .map_err(|e| StartupError::Config(format!("cannot start the state actors: {e}")))?;
     let audit = match (&settings.audit.enabled, &settings.audit.path) {

@@ -24,6 +24,7 @@ use crate::core::consent::ConsentStore;
 use crate::core::jwt::KeyRing;
 use crate::core::signing_keys::{retention_secs, RotationKey};
 use crate::core::tokens::TokenService;
+use crate::core::upstream_grant::IdentityCheck;
 use crate::core::{Clock, OAuthError, RevocationSet};
 use crate::storage::Backend;
 
@@ -110,24 +111,31 @@ pub struct Wiring {
     pub fetcher: Arc<dyn DocumentFetcher>,
     /// Arbiter threads to spread the state actors over (at least one).
     pub threads: usize,
+    /// Who refreshes ask the provider again (`tokens.upstream_recheck`); none: never asked.
+    pub identity: Option<Arc<dyn IdentityCheck>>,
 }
 
 /// Builds the services once and starts the supervisor and `threads` instances of each state
 /// actor, one per new arbiter. Must run inside the actix system (startup does).
 pub fn start(w: Wiring) -> std::io::Result<Actors> {
-    let Wiring { backend, fallback, settings, clock, revoked, keys, rotation, fetcher, threads } = w;
+    let Wiring { backend, fallback, settings, clock, revoked, keys, rotation, fetcher, threads, identity } =
+        w;
     let mailbox = settings.runtime.mailbox_capacity;
     let clients = Arc::new(ClientStore::new(backend.clone(), settings.clone(), clock.clone(), fetcher));
     let codes = Arc::new(CodeStore::new(backend.clone(), settings.clone(), clock.clone()));
     let consent = Arc::new(ConsentStore::new(backend.clone(), settings.clone(), clock.clone()));
-    let tokens = Arc::new(TokenService::new(
+    let tokens = TokenService::new(
         backend.clone(),
         settings.clone(),
         clock.clone(),
         keys.clone(),
         rotation,
         revoked.clone(),
-    ));
+    );
+    let tokens = Arc::new(match identity {
+        Some(identity) => tokens.with_identity_check(identity),
+        None => tokens,
+    });
     let (mut c, mut a, mut t, mut s) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..threads.max(1) {
         // The arbiter's thread runs until the actix system stops; its handle is not needed.
@@ -183,6 +191,7 @@ mod tests {
             rotation: RotationKey::from_bytes(b"test-rotation-key-0123456789abcdef"),
             fetcher: Arc::new(GuardedFetch),
             threads: 2,
+            identity: None,
         })
         .map_err(OAuthError::internal)?;
         assert_eq!((actors.clients.len(), actors.tokens.len()), (2, 2));

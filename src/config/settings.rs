@@ -358,6 +358,11 @@ pub struct TokenSettings {
     /// person signs in again.
     #[serde(deserialize_with = "deserialize_number_from_string")]
     pub grant_max_age: u64,
+    /// At a refresh this long after the provider was last asked, the gateway asks it again
+    /// (refreshes the person's upstream token, or reads the person with it) before issuing;
+    /// a refusal ends the grant. 0 turns the re-check off.
+    #[serde(deserialize_with = "deserialize_number_from_string")]
+    pub upstream_recheck: u64,
 }
 
 impl Default for TokenSettings {
@@ -370,6 +375,7 @@ impl Default for TokenSettings {
             login_ttl: 600,
             consent_ttl: 90 * 24 * 3600,
             grant_max_age: 30 * 24 * 3600,
+            upstream_recheck: 3600,
         }
     }
 }

@@ -24,10 +24,13 @@ pub enum OAuthError {
     /// records the detection.
     #[error("invalid_grant: refresh token reuse detected (family {0})")]
     RefreshReused(String),
-    /// At a refresh, the person no longer passes the service's access rule: the family (the
-    /// payload) is revoked. The client sees `invalid_grant`; the audit trail records why.
-    #[error("invalid_grant: access rule no longer met (family {family_id})")]
+    /// At a refresh, the person no longer passes the service's access rule, or the identity
+    /// provider no longer confirms their sign-in: the family is revoked. The client sees
+    /// `invalid_grant`; the audit trail records why.
+    #[error("invalid_grant: {reason} (family {family_id})")]
     AccessRevoked {
+        /// Why, for the audit trail: [`REASON_ACCESS_RULE`] or [`REASON_UPSTREAM_REFUSED`].
+        reason: &'static str,
         /// The revoked family.
         family_id: String,
         /// Whose it was.
@@ -72,6 +75,12 @@ pub enum OAuthError {
 
 /// What a client is told when the person lost access to the service.
 pub const ACCESS_REVOKED: &str = "the user may no longer use this service; sign in again";
+/// What a client is told when the identity provider no longer confirms the person.
+pub const UPSTREAM_REFUSED: &str = "the identity provider no longer confirms this sign-in; sign in again";
+/// [`OAuthError::AccessRevoked`]: the service's access rule refused the person.
+pub const REASON_ACCESS_RULE: &str = "access_rule";
+/// [`OAuthError::AccessRevoked`]: the identity provider refused at a re-check.
+pub const REASON_UPSTREAM_REFUSED: &str = "upstream_refused";
 
 /// What a client is told of any refresh token it may not use.
 pub const REFRESH_INVALID: &str = "refresh token is invalid, expired or revoked";
@@ -123,6 +132,7 @@ impl OAuthError {
             | OAuthError::TemporarilyUnavailable(d)
             | OAuthError::ServerError(d) => d,
             OAuthError::RefreshReused(_) => REFRESH_INVALID,
+            OAuthError::AccessRevoked { reason: REASON_UPSTREAM_REFUSED, .. } => UPSTREAM_REFUSED,
             OAuthError::AccessRevoked { .. } => ACCESS_REVOKED,
         }
     }

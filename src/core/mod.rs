@@ -34,6 +34,7 @@ pub mod revocation;
 pub mod signing_keys;
 pub mod store;
 pub mod tokens;
+pub mod upstream_grant;
 
 #[cfg(test)]
 pub(crate) mod testing;

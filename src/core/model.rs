@@ -207,6 +207,16 @@ pub struct UpstreamLogin {
     pub expires_at: i64,
 }
 
+/// The sealed tokens and when the provider last confirmed the person, as stored with a code
+/// and with each refresh token of the family.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamGrant {
+    /// `TokenSealer::seal` of the [`UpstreamTokens`].
+    pub sealed: String,
+    /// Unix time the provider last confirmed the person (the login, or the last re-check).
+    pub checked_at: i64,
+}
+
 /// An issued authorization code, stored under the hash of the code. Single use.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthCode {
@@ -228,6 +238,9 @@ pub struct AuthCode {
     pub family_id: String,
     /// Unix time after which the code is void.
     pub expires_at: i64,
+    /// The person's sign-in at the provider, sealed; none for the dev provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamGrant>,
 }
 
 /// What redeeming a code found.
@@ -266,6 +279,10 @@ pub struct RefreshRecord {
     /// counted from their next rotation.
     #[serde(default)]
     pub granted_at: i64,
+    /// The person's sign-in at the provider, sealed, for `tokens.upstream_recheck`; none for
+    /// the dev provider and in records written before it was kept (never re-checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamGrant>,
 }
 
 /// Claims of the gateway's access tokens (ES256 JWT).
@@ -404,6 +421,10 @@ pub mod keys {
     /// The server secret refresh-token successors are derived with.
     pub fn rotation_key() -> String {
         "rotation-key".to_owned()
+    }
+    /// The server secret the upstream tokens kept with grants are sealed with.
+    pub fn upstream_token_key() -> String {
+        "upstream-token-key".to_owned()
     }
 }
 

@@ -38,6 +38,7 @@ pub fn auth_code(family_id: &str) -> AuthCode {
         user,
         family_id: family_id.into(),
         expires_at: 0,
+        upstream: None,
     }
 }
 

@@ -19,13 +19,13 @@ use serde::Deserialize;
 use crate::actors::{GetClient, IssueCode, RecordConsent, SaveLogin, TakeLogin, TakeUpstream};
 use crate::core::access;
 use crate::core::audit::Event;
-use crate::core::model::{AuthCode, PendingAuthorization, UserInfo};
+use crate::core::model::{AuthCode, PendingAuthorization, UpstreamGrant, UserInfo};
 use crate::core::OAuthError;
 use crate::oauth::authorize::has_consent;
 use crate::oauth::respond::{error_redirect, failure_page, redirect_with};
 use crate::oauth::{account, consent, cookies};
 use crate::state::AppState;
-use crate::upstream::UpstreamError;
+use crate::upstream::{SignedIn, UpstreamError};
 use crate::web::error_page;
 use crate::web::limits::{self, Endpoint};
 use crate::web::request_id::Caller;
@@ -96,7 +96,7 @@ async fn identify(
     state: &AppState,
     q: &CallbackQuery,
     login: &crate::core::model::UpstreamLogin,
-) -> Result<UserInfo, OAuthError> {
+) -> Result<SignedIn, OAuthError> {
     if let Some(error) = &q.error {
         log::info!("identity provider returned error '{}'", error.chars().take(64).collect::<String>());
         return Err(OAuthError::AccessDenied("the identity provider did not sign the user in".into()));
@@ -166,6 +166,7 @@ async fn finish(
     state: &AppState,
     pending: &PendingAuthorization,
     user: UserInfo,
+    upstream: Option<UpstreamGrant>,
 ) -> Result<HttpResponse, OAuthError> {
     let code_ttl = i64::try_from(state.settings.tokens.code_ttl.min(600)).unwrap_or(60);
     let now = state.clock.now();
@@ -180,6 +181,7 @@ async fn finish(
         user,
         family_id: crate::secret::random_token(16),
         expires_at: now + code_ttl,
+        upstream,
     };
     let code = state.actors.codes.send(IssueCode(record)).await??;
     let mut params = vec![("code", code.as_str())];
@@ -202,8 +204,8 @@ async fn complete(
     pending: PendingAuthorization,
     login: crate::core::model::UpstreamLogin,
 ) -> Result<HttpResponse, OAuthError> {
-    let user = match identify(state, q, &login).await {
-        Ok(user) => user,
+    let SignedIn { user, upstream } = match identify(state, q, &login).await {
+        Ok(signed_in) => signed_in,
         Err(e) => {
             state.audit.record(Event {
                 outcome: Some("failure"),
@@ -240,7 +242,7 @@ async fn complete(
     if pending.consented {
         state.audit.record(Event { scope: Some(&pending.scope), ..person("consent_granted") });
     }
-    finish(state, &pending, user).await
+    finish(state, &pending, user, upstream).await
 }
 
 async fn callback(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {

@@ -276,10 +276,10 @@ async fn token(
             };
             state.audit.record(reuse);
         }
-        OAuthError::AccessRevoked { family_id, user_id, service_id } => {
+        OAuthError::AccessRevoked { reason, family_id, user_id, service_id } => {
             for event in ["access_denied", "grant_revoked"] {
                 state.audit.record(Event {
-                    reason: Some("access_rule"),
+                    reason: Some(reason),
                     user_id: Some(user_id),
                     client_id: Some(&client.client_id),
                     service: Some(service_id),

@@ -98,6 +98,28 @@ pub fn merge_userinfo(id_claims: Value, userinfo: Option<Value>) -> Result<Value
     Ok(Value::Object(merged))
 }
 
+/// The claims a recorded `user` stands for: the starting point of a re-check whose provider
+/// sent no new ID token (userinfo, when there is one, is laid over it as at the login). The
+/// recorded email was verified, or it would not have been kept.
+pub fn of_user(user: &UserInfo, groups_claim: &str) -> Value {
+    let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::String);
+    let mut claims = object([
+        ("sub", Value::String(user.sub.clone())),
+        ("email", text(&user.email)),
+        ("email_verified", Value::Bool(user.email.is_some())),
+        ("name", text(&user.name)),
+        ("picture", text(&user.avatar)),
+        ("hd", text(&user.memberships.hosted_domain)),
+    ]);
+    if let Value::Object(map) = &mut claims {
+        map.retain(|_, v| !v.is_null());
+        if !user.memberships.groups.is_empty() {
+            map.insert(groups_claim.to_owned(), Value::from(user.memberships.groups.clone()));
+        }
+    }
+    claims
+}
+
 /// A claims object from pairs (GitHub mapping, tests).
 pub fn object(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Value {
     Value::Object(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect::<Map<_, _>>())
@@ -174,6 +196,21 @@ mod tests {
         assert_eq!(groups(&json!({ "groups": many }), "groups").len(), MAX_GROUPS);
         assert_eq!(hosted_domain(&claims).as_deref(), Some("example.com"));
         assert_eq!(hosted_domain(&json!({"hd": "a@b"})), None);
+    }
+
+    #[test]
+    fn a_recorded_user_maps_back_to_the_same_user() -> Result<(), UpstreamError> {
+        let claims = json!({"sub": "s", "email": "a@x.org", "email_verified": true, "name": "Ann",
+            "picture": "https://p/a.png", "roles": ["staff", "ops"]});
+        let mut user = user_from_claims("oidc", &claims)?;
+        user.memberships.groups = groups(&claims, "roles");
+        let back = of_user(&user, "roles");
+        let mut again = user_from_claims("oidc", &back)?;
+        again.memberships.groups = groups(&back, "roles");
+        assert_eq!(again, user);
+        let bare = UserInfo::new("oidc", "s");
+        assert_eq!(of_user(&bare, "groups"), json!({"sub": "s", "email_verified": false}));
+        Ok(())
     }
 
     #[test]

@@ -74,8 +74,12 @@ pub async fn get_json(url: &str, bearer: Option<&str>) -> Result<serde_json::Val
     let where_ = url::Url::parse(url).map(|u| format!("{}{}", u.origin().ascii_serialization(), u.path()));
     let where_ = where_.unwrap_or_else(|_| "provider".into());
     let mut res = req.send().await.map_err(|e| UpstreamError::Request(format!("{where_}: {e}")))?;
+    let status = res.status().as_u16();
+    if matches!(status, 401 | 403) && bearer.is_some() {
+        return Err(UpstreamError::Denied(format!("{where_} answered {status}")));
+    }
     if !res.status().is_success() {
-        return Err(UpstreamError::Request(format!("{where_} answered {}", res.status().as_u16())));
+        return Err(UpstreamError::Request(format!("{where_} answered {status}")));
     }
     let body =
         res.body().limit(MAX_BODY).await.map_err(|e| UpstreamError::Request(format!("{where_}: {e}")))?;

@@ -14,6 +14,7 @@ mod endpoints;
 mod github;
 mod http;
 mod oidc;
+mod recheck;
 
 use std::net::IpAddr;
 
@@ -30,7 +31,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ProviderKind, Settings};
 use crate::core::access;
-use crate::core::model::{UpstreamLogin, UserInfo};
+use crate::core::model::{UpstreamGrant, UpstreamLogin, UserInfo};
+use crate::core::upstream_grant::{TokenSealer, UpstreamTokens};
 use crate::core::Clock;
 
 pub use claims::user_from_claims;
@@ -48,6 +50,20 @@ pub enum UpstreamError {
     /// The provider's answer was refused (bad ID token, missing subject).
     #[error("provider response rejected: {0}")]
     Rejected(String),
+    /// The provider refused the person's token (401 or 403 from its API, `invalid_grant` from
+    /// its token endpoint).
+    #[error("provider refused the token: {0}")]
+    Denied(String),
+}
+
+/// Who signed in, and their sign-in at the provider sealed for later re-checks.
+#[derive(Debug)]
+pub struct SignedIn {
+    /// The person.
+    pub user: UserInfo,
+    /// The provider's tokens, sealed; none for the dev provider (nothing to ask again) and
+    /// when no sealer is set.
+    pub upstream: Option<UpstreamGrant>,
 }
 
 /// What to keep between sending the browser upstream and the callback.
@@ -99,6 +115,8 @@ struct Remote {
     client: OAuthClient,
     scopes: Vec<String>,
     identity: Identity,
+    /// Parameters added to the authorization URL (Google's offline access).
+    extra_params: Vec<(&'static str, &'static str)>,
 }
 
 enum Provider {
@@ -113,6 +131,8 @@ pub struct Upstream {
     clock: Clock,
     /// The claim groups are read from (`groups_claim`, default `groups`).
     groups_claim: String,
+    /// Seals the provider's tokens kept for re-checks; none: nothing is kept.
+    sealer: Option<TokenSealer>,
 }
 
 impl std::fmt::Debug for Upstream {
@@ -141,12 +161,25 @@ impl Upstream {
                     // Organization and team memberships are only visible with it.
                     ep.scopes.push(github::READ_ORG.to_owned());
                 }
-                Provider::Remote(Box::new(remote(ep, provider_settings, &redirect_uri, memberships)?))
+                let mut remote = remote(ep, provider_settings, &redirect_uri, memberships)?;
+                if kind == ProviderKind::Google && settings.tokens.upstream_recheck > 0 {
+                    // Google gives a refresh token only for offline access, and only when the
+                    // person is asked for consent: without one there is nothing to re-check
+                    // with once its one-hour access token expires.
+                    remote.extra_params = vec![("access_type", "offline"), ("prompt", "consent")];
+                }
+                Provider::Remote(Box::new(remote))
             }
         };
         let groups_claim = provider_settings.groups_claim.as_deref().map(str::trim).filter(|c| !c.is_empty());
         let groups_claim = groups_claim.unwrap_or(claims::DEFAULT_GROUPS_CLAIM).to_owned();
-        Ok(Upstream { kind, provider, clock: Clock::default(), groups_claim })
+        Ok(Upstream { kind, provider, clock: Clock::default(), groups_claim, sealer: None })
+    }
+
+    /// Keeps the provider's tokens of each sign-in, sealed with `sealer`, for re-checks.
+    pub fn with_sealer(mut self, sealer: TokenSealer) -> Self {
+        self.sealer = Some(sealer);
+        self
     }
 
     /// Uses `clock` for ID token and dev code expiry (the gateway's clock, which tests move).
@@ -193,15 +226,20 @@ impl Upstream {
                 if let Some(nonce) = &prepared.nonce {
                     request = request.add_extra_param("nonce", nonce.clone());
                 }
+                for (name, value) in &remote.extra_params {
+                    request = request.add_extra_param(*name, *value);
+                }
                 request.url().0.to_string()
             }
         }
     }
 
     /// Exchanges the upstream `code` and reads who logged in.
-    pub async fn complete(&self, code: &str, login: &UpstreamLogin) -> Result<UserInfo, UpstreamError> {
+    pub async fn complete(&self, code: &str, login: &UpstreamLogin) -> Result<SignedIn, UpstreamError> {
         match &self.provider {
-            Provider::Dev(dev) => dev.complete(code, login, self.clock.now()),
+            Provider::Dev(dev) => {
+                Ok(SignedIn { user: dev.complete(code, login, self.clock.now())?, upstream: None })
+            }
             Provider::Remote(remote) => self.complete_remote(remote, code, login).await,
         }
     }
@@ -211,8 +249,43 @@ impl Upstream {
         remote: &Remote,
         code: &str,
         login: &UpstreamLogin,
-    ) -> Result<UserInfo, UpstreamError> {
+    ) -> Result<SignedIn, UpstreamError> {
         let token = exchange(&remote.client, code, &login.pkce_verifier).await?;
+        let user = self.read_person(remote, &token, login.nonce.as_deref(), None).await?;
+        let upstream = self.seal(&token, None, &user);
+        Ok(SignedIn { user, upstream })
+    }
+
+    /// The sealed tokens of `token` for `user`, keeping `previous_refresh` when the provider
+    /// sent no new refresh token (it keeps the old one valid then).
+    fn seal(
+        &self,
+        token: &UpstreamTokenResponse,
+        previous_refresh: Option<&str>,
+        user: &UserInfo,
+    ) -> Option<UpstreamGrant> {
+        let sealer = self.sealer.as_ref()?;
+        let tokens = UpstreamTokens {
+            access_token: token.access_token().secret().clone(),
+            refresh_token: token
+                .refresh_token()
+                .map(|t| t.secret().clone())
+                .or_else(|| previous_refresh.map(str::to_owned)),
+        };
+        Some(UpstreamGrant { sealed: sealer.seal(&tokens, &user.id), checked_at: self.clock.now() })
+    }
+
+    /// Who `token` speaks for: at a login (`recorded` none) the ID token of an OIDC provider
+    /// is required and its `nonce` checked; at a re-check a refreshed ID token is optional
+    /// (OIDC Core §12.2: same issuer, subject and audience, no nonce), and without one the
+    /// recorded facts stand where the provider says nothing new.
+    async fn read_person(
+        &self,
+        remote: &Remote,
+        token: &UpstreamTokenResponse,
+        nonce: Option<&str>,
+        recorded: Option<&UserInfo>,
+    ) -> Result<UserInfo, UpstreamError> {
         let access_token = token.access_token().secret();
         match &remote.identity {
             Identity::Userinfo(url) => {
@@ -221,12 +294,13 @@ impl Upstream {
             }
             Identity::GitHub(api) => api.user(self.kind(), access_token).await,
             Identity::Oidc(verifier, userinfo) => {
-                let id_token = token
-                    .extra_fields()
-                    .id_token
-                    .as_deref()
-                    .ok_or_else(|| UpstreamError::Rejected("token response has no id_token".into()))?;
-                let id_claims = verifier.verify(id_token, login.nonce.as_deref(), self.clock.now()).await?;
+                let id_claims = match (token.extra_fields().id_token.as_deref(), recorded) {
+                    (Some(id_token), _) => verifier.verify(id_token, nonce, self.clock.now()).await?,
+                    (None, Some(user)) => claims::of_user(user, &self.groups_claim),
+                    (None, None) => {
+                        return Err(UpstreamError::Rejected("token response has no id_token".into()))
+                    }
+                };
                 let info = match userinfo {
                     Some(url) => Some(http::get_json(url.as_str(), Some(access_token)).await?),
                     None => None,
@@ -276,7 +350,7 @@ fn remote(
         (_, Some(url)) => Identity::Userinfo(url),
         (_, None) => return Err(UpstreamError::Config("userinfo_url is required".into())),
     };
-    Ok(Remote { client, scopes: ep.scopes, identity })
+    Ok(Remote { client, scopes: ep.scopes, identity, extra_params: Vec::new() })
 }
 
 /// The code exchange, with the PKCE verifier, through the awc-backed client.

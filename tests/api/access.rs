@@ -21,21 +21,21 @@ use crate::helpers::{base_settings, serve, spawn_app_with, TestApp};
 use crate::idp::TestIdp;
 use crate::proxy::{body_json, claims, gateway, header, service, sign};
 
-fn rule(value: Value) -> AccessRule {
+pub fn rule(value: Value) -> AccessRule {
     serde_json::from_value(value).expect("an access rule")
 }
 
-fn trail_path() -> PathBuf {
+pub fn trail_path() -> PathBuf {
     std::env::temp_dir().join(format!("mcp-gateway-access-test-{}.jsonl", rand::random::<u64>()))
 }
 
-fn audit_to(settings: &mut Settings, path: &Path) {
+pub fn audit_to(settings: &mut Settings, path: &Path) {
     settings.audit.enabled = true;
     settings.audit.path = path.to_str().map(str::to_owned);
 }
 
 /// The audit lines of `event`, waiting up to 2 s for at least `want`.
-async fn events(path: &Path, event: &str, want: usize) -> Vec<Value> {
+pub async fn events(path: &Path, event: &str, want: usize) -> Vec<Value> {
     let mut found = Vec::new();
     for _ in 0..40 {
         let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -53,7 +53,7 @@ async fn events(path: &Path, event: &str, want: usize) -> Vec<Value> {
 }
 
 /// The code in a callback's redirect to the client; panics with the page otherwise.
-fn code_of(reply: &Reply) -> String {
+pub fn code_of(reply: &Reply) -> String {
     assert!(reply.is_redirect(), "no redirect: {} {}", reply.status, reply.body);
     reply.location_query().get("code").cloned().unwrap_or_else(|| panic!("no code: {}", reply.location()))
 }
@@ -75,7 +75,7 @@ async fn dev_login(app: &TestApp, service: &str, email: &str) -> Reply {
 }
 
 /// A login at the test IdP for `service`: consent, the IdP's redirect, the callback.
-async fn idp_login(app: &TestApp, idp: &TestIdp, service: &str) -> Reply {
+pub async fn idp_login(app: &TestApp, idp: &TestIdp, service: &str) -> Reply {
     let mut browser = Browser::new();
     let client = app.register_client(&[REDIRECT]).await;
     let request = AuthRequest::new(app, &client, Some(service));

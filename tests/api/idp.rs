@@ -20,10 +20,16 @@
 //!   `state`; records the request ([`TestIdp::authorizations`]) and answers 302 to
 //!   `redirect_uri?code&state` at once (the person is the one set with `set_user`). A refused
 //!   request gets 400 with the reason as text.
-//! - `POST /token`: `authorization_code` only; client secret [`CLIENT_SECRET`] by Basic or
+//! - `POST /token`: `authorization_code` and `refresh_token`; client secret [`CLIENT_SECRET`] by Basic or
 //!   form (recorded in [`TestIdp::token_auth_methods`]); code single use; same `redirect_uri`;
 //!   PKCE verifier checked. Answers `access_token` and an ID token (RS256 by default, ES256
 //!   with [`SigningAlg::Es256`]) carrying `iss`, `aud`, `exp`, `iat`, `sub`, `email`, `nonce`.
+//!   A code exchange also answers a `refresh_token` (unless [`TestIdp::set_refresh_tokens`]
+//!   turns them off); a refresh rotates it (single use) and answers a new access token and
+//!   an ID token without `nonce`, with the claims as they are now ([`TestIdp::refreshes`]
+//!   counts them). [`TestIdp::disable_user`] makes refreshes of that person `invalid_grant`
+//!   and their access tokens 401 at every API endpoint; [`TestIdp::revoke_refresh_tokens`]
+//!   forgets every refresh token.
 //!   [`TestIdp::set_token_endpoint_failing`] makes it answer 503 `server_error`;
 //!   [`TestIdp::set_id_token_fault`] spoils the ID token in one chosen way.
 //! - `GET /userinfo` (Bearer): `sub`, `email`, `email_verified`, `name`, `picture`.
@@ -160,6 +166,7 @@ pub struct Callback {
     pub state: String,
 }
 
+#[derive(Clone)]
 struct Grant {
     record: AuthorizeRecord,
     user: TestUser,
@@ -176,6 +183,12 @@ struct Inner {
     redirect_uris: Vec<String>,
     codes: HashMap<String, Grant>,
     access_tokens: HashMap<String, TestUser>,
+    issue_refresh_tokens: bool,
+    refresh_tokens: HashMap<String, Grant>,
+    refreshes: usize,
+    disabled: Vec<String>,
+    /// Seconds added to the real time in the ID tokens' `iat` and `exp`.
+    clock_offset: i64,
     authorizations: Vec<AuthorizeRecord>,
     token_auth_methods: Vec<&'static str>,
     ec: EcKey,
@@ -314,6 +327,38 @@ impl TestIdp {
         self.shared.lock().fault = fault;
     }
 
+    /// Whether code exchanges answer a refresh token (default yes).
+    pub fn set_refresh_tokens(&self, issue: bool) {
+        self.shared.lock().issue_refresh_tokens = issue;
+    }
+
+    /// How many refresh-token grants `/token` answered with tokens.
+    pub fn refreshes(&self) -> usize {
+        self.shared.lock().refreshes
+    }
+
+    /// Disables the person `sub`: their refreshes get `invalid_grant`, their access tokens 401.
+    pub fn disable_user(&self, sub: &str) {
+        self.shared.lock().disabled.push(sub.to_owned());
+    }
+
+    /// Moves the IdP's clock (its ID tokens' `iat` and `exp`) `secs` ahead, as tests move the
+    /// gateway's.
+    pub fn advance(&self, secs: i64) {
+        self.shared.lock().clock_offset += secs;
+    }
+
+    /// Forgets every refresh token issued so far (as revoking the app's grants does).
+    pub fn revoke_refresh_tokens(&self) {
+        self.shared.lock().refresh_tokens.clear();
+    }
+
+    /// Every access and refresh token issued so far (to look for them where they must not be).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        let inner = self.shared.lock();
+        inner.access_tokens.keys().chain(inner.refresh_tokens.keys()).cloned().collect()
+    }
+
     /// Makes `/token` answer 503 `{"error":"server_error"}`.
     pub fn set_token_endpoint_failing(&self, failing: bool) {
         self.shared.lock().token_fails = failing;
@@ -416,6 +461,11 @@ fn shared(issuer: String) -> Shared {
         redirect_uris: Vec::new(),
         codes: HashMap::new(),
         access_tokens: HashMap::new(),
+        issue_refresh_tokens: true,
+        refresh_tokens: HashMap::new(),
+        refreshes: 0,
+        disabled: Vec::new(),
+        clock_offset: 0,
         authorizations: Vec::new(),
         token_auth_methods: Vec::new(),
         ec: EcKey::generate(EC_KID),
@@ -548,8 +598,10 @@ async fn token(
         return oauth_error(503, "server_error");
     }
     let Some(method) = client_auth(&req, &form) else { return oauth_error(401, "invalid_client") };
-    if form.get("grant_type").map(String::as_str) != Some("authorization_code") {
-        return oauth_error(400, "unsupported_grant_type");
+    match form.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => {}
+        Some("refresh_token") => return refresh(&idp, &mut inner, &form),
+        _ => return oauth_error(400, "unsupported_grant_type"),
     }
     // Removed before any other check: a code is single use even when the request is refused.
     let Some(grant) = form.get("code").and_then(|c| inner.codes.remove(c)) else {
@@ -562,6 +614,27 @@ async fn token(
         return oauth_error(400, "invalid_grant");
     }
     inner.token_auth_methods.push(method);
+    let body = tokens_for(&idp, &mut inner, &grant);
+    HttpResponse::Ok().json(body)
+}
+
+/// The refresh-token grant: single use, refused for a disabled person.
+fn refresh(idp: &Shared, inner: &mut Inner, form: &HashMap<String, String>) -> HttpResponse {
+    let Some(grant) = form.get("refresh_token").and_then(|t| inner.refresh_tokens.remove(t)) else {
+        return oauth_error(400, "invalid_grant");
+    };
+    if inner.disabled.contains(&grant.user.sub) {
+        return oauth_error(400, "invalid_grant");
+    }
+    inner.refreshes += 1;
+    // A refreshed ID token carries no nonce (OIDC Core §12.2).
+    let grant = Grant { record: AuthorizeRecord { nonce: None, ..grant.record }, user: grant.user };
+    let body = tokens_for(idp, inner, &grant);
+    HttpResponse::Ok().json(body)
+}
+
+/// A new access token (and refresh token, and ID token) for `grant`.
+fn tokens_for(idp: &Shared, inner: &mut Inner, grant: &Grant) -> Value {
     let access_token = mcp_gateway::secret::random_token(24);
     inner.access_tokens.insert(access_token.clone(), grant.user.clone());
     let mut body = json!({
@@ -570,14 +643,20 @@ async fn token(
         "expires_in": 3600,
         "scope": grant.record.scope.clone().unwrap_or_default(),
     });
-    if inner.fault != IdTokenFault::Missing {
-        body["id_token"] = Value::String(id_token(&idp, &inner, &grant));
+    if inner.issue_refresh_tokens {
+        let refresh_token = mcp_gateway::secret::random_token(24);
+        inner.refresh_tokens.insert(refresh_token.clone(), grant.clone());
+        body["refresh_token"] = Value::String(refresh_token);
     }
-    HttpResponse::Ok().json(body)
+    if inner.fault != IdTokenFault::Missing {
+        body["id_token"] = Value::String(id_token(idp, inner, grant));
+    }
+    body
 }
 
 fn id_token(idp: &Shared, inner: &Inner, grant: &Grant) -> String {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("time").as_secs() as i64;
+    let now = now + inner.clock_offset;
     let fault = inner.fault;
     let mut claims = json!({
         "iss": if fault == IdTokenFault::WrongIssuer { "http://evil.example" } else { idp.issuer.as_str() },
@@ -625,7 +704,8 @@ fn spoil_signature(token: &str) -> String {
 fn bearer_user(idp: &Shared, req: &HttpRequest) -> Option<TestUser> {
     let header = req.headers().get("authorization")?.to_str().ok()?;
     let token = header.strip_prefix("Bearer ")?;
-    idp.lock().access_tokens.get(token).cloned()
+    let inner = idp.lock();
+    inner.access_tokens.get(token).filter(|u| !inner.disabled.contains(&u.sub)).cloned()
 }
 
 async fn userinfo(idp: web::Data<Shared>, req: HttpRequest) -> HttpResponse {

@@ -28,6 +28,7 @@ mod metadata;
 mod metrics;
 mod proxy;
 mod readiness;
+mod recheck;
 mod register;
 mod revoke_introspect;
 #[path = "../support/servers.rs"]

@@ -47,7 +47,7 @@ async fn log_in_with(
     assert!(callback.location.starts_with(&format!("{GATEWAY}/oauth/callback?")));
     let mut login = login_for(&prepared);
     adjust(&mut login);
-    upstream.complete(&callback.code, &login).await
+    upstream.complete(&callback.code, &login).await.map(|signed_in| signed_in.user)
 }
 
 async fn log_in(idp: &TestIdp, upstream: &Upstream) -> Result<UserInfo, UpstreamError> {
@@ -78,7 +78,7 @@ async fn oidc_by_discovery_logs_in_with_an_rs256_id_token() {
     let prepared = upstream.prepare();
     let url = upstream.authorize_url("s-1", &prepared);
     let callback = idp.login(&url).await;
-    let user = upstream.complete(&callback.code, &login_for(&prepared)).await.expect("login completes");
+    let user = upstream.complete(&callback.code, &login_for(&prepared)).await.expect("login completes").user;
 
     assert_user(&user, "oidc", "248289761001", "jane@example.org", "Jane Doe", "https://p.example/jane.png");
     let sent = &idp.authorizations()[0];
@@ -283,7 +283,7 @@ async fn dev_form_logs_in_with_a_signed_code() {
 
     let (code, state) = dev_form_login(&app, &url, "Dee Veloper", "Dee@Example.org").await;
     assert_eq!(state, "dev-state-1");
-    let user = upstream.complete(&code, &login_for(&prepared)).await.expect("dev login completes");
+    let user = upstream.complete(&code, &login_for(&prepared)).await.expect("dev login completes").user;
 
     assert!(user.id.starts_with("dev_") && user.id.len() > 10, "{}", user.id);
     assert!(!user.id.contains('@'), "the email stays out of the id");
@@ -293,7 +293,7 @@ async fn dev_form_logs_in_with_a_signed_code() {
     let again = upstream.prepare();
     let url = upstream.authorize_url("dev-state-2", &again);
     let (code, _) = dev_form_login(&app, &url, "Dee", "dee@example.org").await;
-    assert_eq!(upstream.complete(&code, &login_for(&again)).await.expect("second login").id, user.id);
+    assert_eq!(upstream.complete(&code, &login_for(&again)).await.expect("second login").user.id, user.id);
 }
 
 #[actix_web::test]

@@ -27,12 +27,13 @@ use serde_json::{json, Value};
 
 use super::access;
 use super::clock::{secs, Clock};
-use super::error::{OAuthError, REFRESH_INVALID};
+use super::error::{OAuthError, REASON_ACCESS_RULE, REASON_UPSTREAM_REFUSED, REFRESH_INVALID};
 use super::jwt::KeyRing;
 use super::model::{keys, normalize_scope, AccessClaims, AuthCode, RefreshRecord, TokenResponse};
 use super::revocation::{Revocation, RevocationSet};
 use super::signing_keys::RotationKey;
 use super::store::{json as store_json, ttl, Revocations, Store, RECHECK_MS};
+use super::upstream_grant::{IdentityCheck, Recheck};
 use crate::config::Settings;
 use crate::secret::{hash_token, random_token};
 
@@ -79,6 +80,8 @@ pub struct TokenService<S> {
     keys: KeyRing,
     rotation: RotationKey,
     revoked: RevocationSet,
+    /// Asks the provider again at refreshes (`tokens.upstream_recheck`); none: never asked.
+    identity: Option<Arc<dyn IdentityCheck>>,
 }
 
 impl<S: Store + Revocations> TokenService<S> {
@@ -92,7 +95,13 @@ impl<S: Store + Revocations> TokenService<S> {
         rotation: RotationKey,
         revoked: RevocationSet,
     ) -> Self {
-        TokenService { backend, settings, clock, keys, rotation, revoked }
+        TokenService { backend, settings, clock, keys, rotation, revoked, identity: None }
+    }
+
+    /// Asks `identity` again about the person at refreshes `tokens.upstream_recheck` apart.
+    pub fn with_identity_check(mut self, identity: Arc<dyn IdentityCheck>) -> Self {
+        self.identity = Some(identity);
+        self
     }
 
     fn access_ttl(&self) -> i64 {
@@ -118,6 +127,7 @@ impl<S: Store + Revocations> TokenService<S> {
             user: code.user,
             expires_at: 0,
             granted_at: self.clock.now(),
+            upstream: code.upstream,
         };
         let claims = self.claims_for(&record, &record.scope);
         let refresh_token = random_token(32);
@@ -180,6 +190,7 @@ impl<S: Store + Revocations> TokenService<S> {
             self.revoke_family(&record.family_id).await?;
             return Err(OAuthError::RefreshReused(record.family_id));
         }
+        let record = self.recheck_upstream(old_hash, record, now).await?;
         if !access::may_use_service(&self.settings, &record.service_id, &record.user) {
             // The rules are asked again with the facts recorded at login: a rule that changed
             // since ends the grant at its next refresh.
@@ -190,6 +201,7 @@ impl<S: Store + Revocations> TokenService<S> {
             );
             self.revoke_family(&record.family_id).await?;
             return Err(OAuthError::AccessRevoked {
+                reason: REASON_ACCESS_RULE,
                 family_id: record.family_id,
                 user_id: record.user.id,
                 service_id: record.service_id,
@@ -246,6 +258,71 @@ impl<S: Store + Revocations> TokenService<S> {
             return Err(OAuthError::InvalidTarget("resource differs from the one authorized".into()));
         }
         self.respond(&marker.claims, self.rotation.successor(req.refresh_token))
+    }
+
+    /// `tokens.upstream_recheck` after the provider last confirmed the person, asks it again
+    /// (see [`IdentityCheck`]): a confirmation brings the person's fresh claims (which the
+    /// access rules then judge) and tokens; a refusal revokes the family. A provider that
+    /// cannot be asked is given one more interval with the facts on record; after that the
+    /// refresh is refused with `temporarily_unavailable` and the token is put back, so the
+    /// grant resumes when the provider is back.
+    ///
+    /// Only the request that won the take asks, so a provider that rotates its own refresh
+    /// tokens sees each one used once.
+    async fn recheck_upstream(
+        &self,
+        old_hash: &str,
+        mut record: RefreshRecord,
+        now: i64,
+    ) -> Result<RefreshRecord, OAuthError> {
+        let interval = secs(self.settings.tokens.upstream_recheck);
+        let (Some(identity), Some(grant)) = (&self.identity, &record.upstream) else {
+            return Ok(record);
+        };
+        if interval == 0 || now - grant.checked_at < interval {
+            return Ok(record);
+        }
+        match identity.recheck(&record.user, grant).await {
+            Recheck::Confirmed { user, sealed } if user.id == record.user.id => {
+                record.user = *user;
+                record.upstream = Some(super::model::UpstreamGrant { sealed, checked_at: now });
+                Ok(record)
+            }
+            Recheck::Confirmed { .. } => {
+                self.upstream_refused(record, "the provider named another person").await
+            }
+            Recheck::Refused(why) => self.upstream_refused(record, &why).await,
+            Recheck::Unavailable(why) if now - grant.checked_at < interval.saturating_mul(2) => {
+                log::warn!(
+                    "could not re-check user {} at the identity provider ({why}); trusting the last \
+                     check for one more interval",
+                    record.user.id
+                );
+                Ok(record)
+            }
+            Recheck::Unavailable(why) => {
+                log::warn!(
+                    "could not re-check user {} at the identity provider ({why}); refusing the refresh \
+                     until it answers",
+                    record.user.id
+                );
+                self.restore(old_hash, &record, now).await?;
+                Err(OAuthError::TemporarilyUnavailable(
+                    "the identity provider could not confirm the sign-in; retry later".into(),
+                ))
+            }
+        }
+    }
+
+    async fn upstream_refused(&self, record: RefreshRecord, why: &str) -> Result<RefreshRecord, OAuthError> {
+        log::info!("the identity provider no longer confirms user {} ({why}); revoking", record.user.id);
+        self.revoke_family(&record.family_id).await?;
+        Err(OAuthError::AccessRevoked {
+            reason: REASON_UPSTREAM_REFUSED,
+            family_id: record.family_id,
+            user_id: record.user.id,
+            service_id: record.service_id,
+        })
     }
 
     /// Puts a taken record back for the rest of its life.
