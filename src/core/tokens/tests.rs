@@ -282,3 +282,77 @@ async fn a_grant_ends_at_its_maximum_age_however_often_it_is_used() -> Result<()
     assert_eq!(code_of(f.rotate(&rt).await), "invalid_grant", "12 s: the grant is over");
     Ok(())
 }
+
+/// An identity check that answers what the test sets, counting the questions.
+struct Scripted {
+    answer: std::sync::Mutex<Option<Recheck>>,
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+impl IdentityCheck for Scripted {
+    fn recheck<'a>(
+        &'a self,
+        _user: &'a super::super::model::UserInfo,
+        _grant: &'a super::super::model::UpstreamGrant,
+    ) -> futures_util::future::LocalBoxFuture<'a, Recheck> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let answer = self.answer.lock().ok().and_then(|mut a| a.take());
+        Box::pin(async move { answer.unwrap_or_else(|| Recheck::Unavailable("no answer set".into())) })
+    }
+}
+
+fn rechecked_fixture() -> Result<(Fixture, Arc<Scripted>), OAuthError> {
+    let f = fixture()?;
+    let scripted = Arc::new(Scripted { answer: std::sync::Mutex::new(None), asked: Default::default() });
+    let svc = Arc::try_unwrap(f.svc).map_err(|_| OAuthError::internal("shared"))?;
+    let svc = Arc::new(svc.with_identity_check(scripted.clone()));
+    Ok((Fixture { svc, ..f }, scripted))
+}
+
+fn code_with_upstream(family: &str, checked_at: i64) -> AuthCode {
+    let mut code = testing::auth_code(family);
+    code.upstream = Some(super::super::model::UpstreamGrant { sealed: "v1.x".into(), checked_at });
+    code
+}
+
+#[tokio::test]
+async fn a_confirmation_about_another_person_ends_the_grant() -> Result<(), OAuthError> {
+    let (f, scripted) = rechecked_fixture()?;
+    let first = f.svc.issue(code_with_upstream("fam-1", f.clock.now())).await?;
+    let mut other = testing::auth_code("x").user;
+    other.id = "dev_mallory".into();
+    *scripted.answer.lock().map_err(|_| OAuthError::internal("lock"))? =
+        Some(Recheck::Confirmed { user: Box::new(other), sealed: "v1.y".into() });
+    f.clock.advance(3601);
+    let refused = f.rotate(&first.refresh_token).await;
+    assert!(
+        matches!(&refused, Err(OAuthError::AccessRevoked { reason: REASON_UPSTREAM_REFUSED, .. })),
+        "{refused:?}"
+    );
+    assert!(f.revoked.contains("fam-1"));
+    assert_eq!(scripted.asked.load(std::sync::atomic::Ordering::Relaxed), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_confirmation_brings_fresh_facts_and_restarts_the_interval() -> Result<(), OAuthError> {
+    let (f, scripted) = rechecked_fixture()?;
+    let first = f.svc.issue(code_with_upstream("fam-1", f.clock.now())).await?;
+    let mut fresh = testing::auth_code("x").user;
+    fresh.email = Some("alice@new.example".into());
+    *scripted.answer.lock().map_err(|_| OAuthError::internal("lock"))? =
+        Some(Recheck::Confirmed { user: Box::new(fresh), sealed: "v1.fresh".into() });
+    f.clock.advance(3601);
+    let second = f.rotate(&first.refresh_token).await?;
+    assert_eq!(f.claims(&second)?.email.as_deref(), Some("alice@new.example"));
+    let stored: Option<RefreshRecord> =
+        store_json::get(&f.svc.backend, &keys::refresh(&hash_token(&second.refresh_token))).await?;
+    let upstream = stored.and_then(|r| r.upstream).ok_or_else(|| OAuthError::internal("no upstream"))?;
+    assert_eq!((upstream.sealed.as_str(), upstream.checked_at), ("v1.fresh", f.clock.now()));
+    // Records without an upstream grant (the dev provider's) are never asked about.
+    let dev = f.svc.issue(testing::auth_code("fam-2")).await?;
+    f.clock.advance(10 * 3600);
+    f.rotate(&dev.refresh_token).await?;
+    assert_eq!(scripted.asked.load(std::sync::atomic::Ordering::Relaxed), 1);
+    Ok(())
+}
