@@ -54,19 +54,25 @@ impl RotationKey {
 /// The rotation key kept in `backend`, created if absent (instances starting at once agree,
 /// as for the signing keys).
 pub async fn load_rotation_key<S: Store>(backend: &S) -> Result<RotationKey, KeyError> {
-    let key = keys::rotation_key();
+    let stored = shared_secret(backend, &keys::rotation_key(), "rotation key").await?;
+    Ok(RotationKey(stored.into_bytes().into()))
+}
+
+/// The server secret `what` kept under `key` in `backend`, created if absent: only one
+/// `put_if_absent` wins, and instances starting at once read the winner's.
+pub async fn shared_secret<S: Store>(backend: &S, key: &str, what: &'static str) -> Result<String, KeyError> {
     let fresh = crate::secret::random_token(32);
-    let stored = if json::put_if_absent(backend, &key, &fresh, None).await? {
+    let stored = if json::put_if_absent(backend, key, &fresh, None).await? {
         fresh
     } else {
-        json::get::<_, String>(backend, &key)
+        json::get::<_, String>(backend, key)
             .await?
-            .ok_or(KeyError::Conflict("the rotation key vanished while starting"))?
+            .ok_or_else(|| KeyError::Invalid(format!("the {what} vanished while starting")))?
     };
     if stored.len() < 32 {
-        return Err(KeyError::Invalid("the stored rotation key is too short".into()));
+        return Err(KeyError::Invalid(format!("the stored {what} is too short")));
     }
-    Ok(RotationKey(stored.into_bytes().into()))
+    Ok(stored)
 }
 
 /// How often a running instance re-reads the stored key set.

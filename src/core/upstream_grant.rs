@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use super::model::{keys, UpstreamGrant, UserInfo};
-use super::signing_keys::KeyError;
-use super::store::{json, Store};
+use super::signing_keys::{shared_secret, KeyError};
+use super::store::Store;
 
 /// Prefix of a sealed value: the format, so a later one can be told apart.
 const SEALED_V1: &str = "v1.";
@@ -142,18 +142,7 @@ pub async fn load_sealer<S: Store>(
     backend: &S,
     session_secret: &SecretString,
 ) -> Result<TokenSealer, KeyError> {
-    let key = keys::upstream_token_key();
-    let fresh = crate::secret::random_token(32);
-    let stored = if json::put_if_absent(backend, &key, &fresh, None).await? {
-        fresh
-    } else {
-        json::get::<_, String>(backend, &key)
-            .await?
-            .ok_or(KeyError::Conflict("the upstream token key vanished while starting"))?
-    };
-    if stored.len() < 32 {
-        return Err(KeyError::Invalid("the stored upstream token key is too short".into()));
-    }
+    let stored = shared_secret(backend, &keys::upstream_token_key(), "upstream token key").await?;
     Ok(TokenSealer::new(stored.as_bytes(), session_secret))
 }
 

@@ -85,7 +85,8 @@ pub async fn idp_login(app: &TestApp, idp: &TestIdp, service: &str) -> Reply {
     app.browse(&mut browser, &back.location).await
 }
 
-async fn idp_gateway(idp: &TestIdp, kind: &str, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+/// A gateway with the test IdP as its `kind` provider and one service, `svc`.
+pub async fn idp_gateway(idp: &TestIdp, kind: &str, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     spawn_app_with(|s| {
         idp.configure(s, kind);
         add_service(s, "svc", &[]);

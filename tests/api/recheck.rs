@@ -4,12 +4,11 @@
 //! now. A refusal ends the grant everywhere; an unreachable provider is trusted for one more
 //! interval, then refreshes wait for it. The provider's tokens are stored sealed.
 
-use mcp_gateway::config::Settings;
 use serde_json::{json, Value};
 
-use crate::access::{audit_to, code_of, events, rule, trail_path};
-use crate::flow::{add_service, AuthRequest, Browser, ConsentForm, TestClient, REDIRECT};
-use crate::helpers::{redis_storage, spawn_app_with, TestApp};
+use crate::access::{audit_to, code_of, events, idp_gateway, rule, trail_path};
+use crate::flow::{AuthRequest, Browser, ConsentForm, TestClient, REDIRECT};
+use crate::helpers::{redis_storage, TestApp};
 use crate::idp::TestIdp;
 
 /// The default interval, one hour.
@@ -20,15 +19,6 @@ struct Signed {
     client: TestClient,
     refresh_token: String,
     access_token: String,
-}
-
-async fn gateway(idp: &TestIdp, kind: &str, adjust: impl FnOnce(&mut Settings)) -> TestApp {
-    spawn_app_with(|s| {
-        idp.configure(s, kind);
-        add_service(s, "svc", &[]);
-        adjust(s);
-    })
-    .await
 }
 
 /// Moves the gateway's clock and the IdP's by `secs`.
@@ -69,7 +59,7 @@ async fn refresh(app: &TestApp, signed: &mut Signed) -> Value {
 async fn the_provider_is_asked_only_after_the_interval_and_its_fresh_groups_are_judged() {
     let idp = TestIdp::start().await;
     idp.set_extra_claims(json!({"groups": ["finance"]}));
-    let app = gateway(&idp, "oidc", |s| s.access = Some(rule(json!({"groups": ["finance"]})))).await;
+    let app = idp_gateway(&idp, "oidc", |s| s.access = Some(rule(json!({"groups": ["finance"]})))).await;
     let mut signed = sign_in(&app, &idp).await;
 
     advance(&app, &idp, INTERVAL - 60);
@@ -96,7 +86,7 @@ async fn the_provider_is_asked_only_after_the_interval_and_its_fresh_groups_are_
 async fn a_person_disabled_at_the_provider_loses_the_grant_at_the_next_check() {
     let idp = TestIdp::start().await;
     let trail = trail_path();
-    let app = gateway(&idp, "oidc", |s| audit_to(s, &trail)).await;
+    let app = idp_gateway(&idp, "oidc", |s| audit_to(s, &trail)).await;
     let mut signed = sign_in(&app, &idp).await;
     let live = signed.access_token.clone();
     assert_eq!(app.introspect(&signed.client, &live).await.json()["active"], true);
@@ -122,7 +112,7 @@ async fn a_person_disabled_at_the_provider_loses_the_grant_at_the_next_check() {
 #[actix_web::test]
 async fn refresh_tokens_revoked_at_the_provider_end_the_grant() {
     let idp = TestIdp::start().await;
-    let app = gateway(&idp, "okta", |_| {}).await;
+    let app = idp_gateway(&idp, "okta", |_| {}).await;
     let mut signed = sign_in(&app, &idp).await;
     idp.revoke_refresh_tokens();
     advance(&app, &idp, INTERVAL + 1);
@@ -133,7 +123,7 @@ async fn refresh_tokens_revoked_at_the_provider_end_the_grant() {
 #[actix_web::test]
 async fn an_unreachable_provider_is_trusted_for_one_more_interval_then_refreshes_wait_for_it() {
     let idp = TestIdp::start().await;
-    let app = gateway(&idp, "oidc", |_| {}).await;
+    let app = idp_gateway(&idp, "oidc", |_| {}).await;
     let mut signed = sign_in(&app, &idp).await;
     idp.set_token_endpoint_failing(true);
 
@@ -155,7 +145,7 @@ async fn without_a_refresh_token_the_person_is_read_with_the_kept_access_token()
     for kind in ["github", "custom"] {
         let idp = TestIdp::start().await;
         idp.set_refresh_tokens(false);
-        let app = gateway(&idp, kind, |_| {}).await;
+        let app = idp_gateway(&idp, kind, |_| {}).await;
         let mut signed = sign_in(&app, &idp).await;
         advance(&app, &idp, INTERVAL + 1);
         assert_eq!(refresh(&app, &mut signed).await["status"], 200, "{kind}");
@@ -176,7 +166,7 @@ async fn github_memberships_are_read_again_at_the_check() {
     let idp = TestIdp::start().await;
     idp.set_refresh_tokens(false);
     idp.set_github_memberships(&["acme"], &[]);
-    let app = gateway(&idp, "github", |s| s.access = Some(rule(json!({"github_orgs": ["acme"]})))).await;
+    let app = idp_gateway(&idp, "github", |s| s.access = Some(rule(json!({"github_orgs": ["acme"]})))).await;
     let mut signed = sign_in(&app, &idp).await;
     idp.set_github_memberships(&["elsewhere"], &[]);
     assert_eq!(refresh(&app, &mut signed).await["status"], 200, "the login's memberships until the check");
@@ -187,7 +177,7 @@ async fn github_memberships_are_read_again_at_the_check() {
 #[actix_web::test]
 async fn a_zero_interval_never_asks() {
     let idp = TestIdp::start().await;
-    let app = gateway(&idp, "oidc", |s| s.tokens.upstream_recheck = 0).await;
+    let app = idp_gateway(&idp, "oidc", |s| s.tokens.upstream_recheck = 0).await;
     let mut signed = sign_in(&app, &idp).await;
     idp.disable_user(&idp.user().sub);
     advance(&app, &idp, 10 * INTERVAL);
@@ -214,7 +204,7 @@ async fn stored_values(prefix: &str) -> Vec<String> {
 async fn upstream_tokens_are_stored_sealed_and_any_instance_can_check_with_them() {
     let prefix = format!("recheck-test-{}:", rand::random::<u64>());
     let idp = TestIdp::start().await;
-    let first = gateway(&idp, "oidc", |s| s.storage = redis_storage(&prefix)).await;
+    let first = idp_gateway(&idp, "oidc", |s| s.storage = redis_storage(&prefix)).await;
     let mut signed = sign_in(&first, &idp).await;
 
     let issued = idp.issued_tokens();
@@ -227,7 +217,7 @@ async fn upstream_tokens_are_stored_sealed_and_any_instance_can_check_with_them(
 
     // Another instance on the same store (and the same session_secret) opens and re-checks.
     let issuer = first.settings.issuer.clone();
-    let second = gateway(&idp, "oidc", |s| {
+    let second = idp_gateway(&idp, "oidc", |s| {
         s.storage = redis_storage(&prefix);
         s.issuer = issuer;
     })
@@ -241,7 +231,7 @@ async fn upstream_tokens_are_stored_sealed_and_any_instance_can_check_with_them(
 
     // An instance with another session_secret cannot open them: that is a refusal, not a pass.
     let issuer = first.settings.issuer.clone();
-    let other = gateway(&idp, "oidc", |s| {
+    let other = idp_gateway(&idp, "oidc", |s| {
         s.storage = redis_storage(&prefix);
         s.issuer = issuer;
         s.session_secret = "another-session-secret-0123456789abcdef".to_owned().into();
