@@ -7,8 +7,9 @@
 //!
 //! Rotation is decided by the atomic [`Store::take`] of the old token's record. The new refresh
 //! token is `HMAC(rotation key, old token)` ([`RotationKey`], a server secret shared through
-//! the store), so a duplicate request inside the grace window can recompute the very same pair
-//! from a marker left under the old token's hash, while storage never holds a usable plain
+//! the store), so a duplicate request inside the grace window can recompute the same pair
+//! from a marker left under the old token's hash (the same refresh token, and an access token
+//! of the same claims and `jti`, signed again), while storage never holds a usable plain
 //! token and nobody holding an old token can compute the live one. The marker is the
 //! winner's first write after its take; a request that finds neither the token nor the marker
 //! looks again a few times over about half a second before refusing, so a duplicate landing
