@@ -285,6 +285,21 @@ bench_oauth() { # storage kind [section [case]]: ROUNDS runs, recorded as sectio
     done
 }
 
+bench_sdk_latency() { # the SDK-backend row (bench/sdk_latency.sh), only when its virtualenv exists
+    if [[ ! -x $ROOT/tests/e2e/.venv/bin/python ]]; then
+        SDK_NOTE="Not measured: tests/e2e/.venv (the Python SDK, created by scripts/test.sh) does not exist."
+        log "skipping the SDK latency row: $SDK_NOTE"
+        return
+    fi
+    # sdk_latency.sh wants the gateway and bench-oauth side by side.
+    mkdir -p "$WORK/sdk-bin"
+    ln -sf "$(GATEWAY_BIN)" "$WORK/sdk-bin/mcp-gateway"
+    ln -sf "$(EX bench-oauth)" "$WORK/sdk-bin/bench-oauth"
+    BENCH_CALLS=${BENCH_SDK_CALLS:-300} BENCH_ROUNDS=$ROUNDS "$ROOT/bench/sdk_latency.sh" "$WORK/sdk-bin" \
+        >"$WORK/sdk.md" 2>"$WORK/sdk.err" || { SDK_NOTE="sdk_latency.sh failed: $(tail -3 "$WORK/sdk.err")"; return; }
+    log "  sdk latency: $(tail -1 "$WORK/sdk.md")"
+}
+
 bench_startup() {
     local config port line
     config=$(gateway_config memory)
@@ -317,6 +332,7 @@ main() {
 
     bench_http
     bench_sse_latency
+    bench_sdk_latency
     bench_hold
     sleep 2
     record process gateway memory after_load_rss_kib "$(rss_kib "$GW_PID")"

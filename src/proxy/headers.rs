@@ -23,6 +23,7 @@ use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::HttpResponseBuilder;
 use bytes::Bytes;
 
+use super::client::convert;
 use crate::core::model::AccessClaims;
 
 /// The methods of the Streamable HTTP transport: the `Allow` of a 405 and of `OPTIONS`.
@@ -75,21 +76,15 @@ fn dropped_from_request(name: &str, listed: &[String]) -> bool {
         || listed.iter().any(|l| l == name)
 }
 
-/// Where outgoing request headers go: the request head being built (a list, in order) or a
-/// `HeaderMap`.
+/// Where outgoing request headers go: the backend request's head, in hyper's `http` 1 types
+/// (the backend client's), so that the rules build it directly and nothing is converted twice.
 pub trait HeaderSink {
     /// Adds one header line.
-    fn add(&mut self, name: HeaderName, value: HeaderValue);
+    fn add(&mut self, name: http::HeaderName, value: http::HeaderValue);
 }
 
-impl HeaderSink for Vec<(HeaderName, HeaderValue)> {
-    fn add(&mut self, name: HeaderName, value: HeaderValue) {
-        self.push((name, value));
-    }
-}
-
-impl HeaderSink for HeaderMap {
-    fn add(&mut self, name: HeaderName, value: HeaderValue) {
+impl HeaderSink for http::HeaderMap {
+    fn add(&mut self, name: http::HeaderName, value: http::HeaderValue) {
         self.append(name, value);
     }
 }
@@ -103,20 +98,22 @@ pub fn copy_request_headers(incoming: &HeaderMap, out: &mut impl HeaderSink) {
         }
         if name == header::COOKIE {
             if let Some(kept) = without_gateway_cookies(value) {
-                out.add(header::COOKIE, kept);
+                out.add(http::header::COOKIE, kept);
             }
             continue;
         }
-        out.add(name.clone(), value.clone());
+        if let (Some(name), Some(value)) = (convert::request_name(name), convert::request_value(value)) {
+            out.add(name, value);
+        }
     }
 }
 
 /// The `Cookie` value without the gateway's cookies; `None` when nothing is left.
-fn without_gateway_cookies(value: &HeaderValue) -> Option<HeaderValue> {
+fn without_gateway_cookies(value: &HeaderValue) -> Option<http::HeaderValue> {
     let bytes = value.as_bytes();
     // Fast path: most requests carry no gateway cookie to a backend.
     if !bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"mcpgw_")) {
-        return Some(value.clone());
+        return convert::request_value(value);
     }
     let kept: Vec<&[u8]> = bytes
         .split(|b| *b == b';')
@@ -126,7 +123,7 @@ fn without_gateway_cookies(value: &HeaderValue) -> Option<HeaderValue> {
     if kept.is_empty() {
         return None;
     }
-    HeaderValue::from_bytes(&kept.join(&b"; "[..])).ok()
+    http::HeaderValue::from_bytes(&kept.join(&b"; "[..])).ok()
 }
 
 /// Whether the cookie `pair` (`name=value`, or a whole `Set-Cookie` value) is one of the
@@ -143,36 +140,36 @@ fn is_gateway_cookie(pair: &[u8]) -> bool {
 /// Adds `x-user-*` from the token's claims; a header whose claim is absent is left out.
 pub fn add_user_headers(claims: &AccessClaims, out: &mut impl HeaderSink) {
     let fields = [
-        ("x-user-id", Some(claims.sub.as_str())),
-        ("x-user-email", claims.email.as_deref()),
-        ("x-user-name", claims.name.as_deref()),
-        ("x-user-provider", Some(claims.provider.as_str())),
-        ("x-user-avatar", claims.avatar.as_deref()),
+        (convert::X_USER_ID, Some(claims.sub.as_str())),
+        (convert::X_USER_EMAIL, claims.email.as_deref()),
+        (convert::X_USER_NAME, claims.name.as_deref()),
+        (convert::X_USER_PROVIDER, Some(claims.provider.as_str())),
+        (convert::X_USER_AVATAR, claims.avatar.as_deref()),
     ];
     for (name, value) in fields {
         if let Some(value) = value.and_then(header_value) {
-            out.add(HeaderName::from_static(name), value);
+            out.add(name, value);
         }
     }
 }
 
 /// `value` as a header value, control characters dropped (a display name from an upstream
 /// provider must not fail the request or split a header). `None` when nothing is left.
-fn header_value(value: &str) -> Option<HeaderValue> {
+fn header_value(value: &str) -> Option<http::HeaderValue> {
     // Fast path: already clean (the usual case), so no copy to filter.
     let bytes = value.as_bytes();
     if bytes.iter().all(|b| *b >= 0x20 && *b != 0x7f)
         && bytes.first().is_some_and(|b| !b.is_ascii_whitespace())
         && bytes.last().is_some_and(|b| !b.is_ascii_whitespace())
     {
-        return HeaderValue::from_str(value).ok();
+        return http::HeaderValue::from_str(value).ok();
     }
     let clean: Vec<u8> = value.bytes().filter(|b| *b >= 0x20 && *b != 0x7f).collect();
     let clean = clean.trim_ascii();
     if clean.is_empty() {
         return None;
     }
-    HeaderValue::from_bytes(clean).ok()
+    http::HeaderValue::from_bytes(clean).ok()
 }
 
 /// What the issuer says about the public URL the client used, which a client cannot spoof:
@@ -180,9 +177,9 @@ fn header_value(value: &str) -> Option<HeaderValue> {
 /// not per request.
 #[derive(Debug, Default)]
 pub struct ForwardedOrigin {
-    proto: Option<HeaderValue>,
-    host: Option<HeaderValue>,
-    port: Option<HeaderValue>,
+    proto: Option<http::HeaderValue>,
+    host: Option<http::HeaderValue>,
+    port: Option<http::HeaderValue>,
     // `host="…";proto=…` (RFC 7239 §4; `host` quoted, it may hold a `:`), empty when unknown.
     forwarded: String,
 }
@@ -262,24 +259,24 @@ pub fn add_forwarded(
     let buf = Bytes::from(buf);
     let value = |range: std::ops::Range<usize>| match range.is_empty() {
         true => None,
-        false => HeaderValue::from_maybe_shared(buf.slice(range)).ok(),
+        false => http::HeaderValue::from_maybe_shared(buf.slice(range)).ok(),
     };
     if let Some(v) = value(0..forwarded_for) {
-        out.add(header::X_FORWARDED_FOR, v);
+        out.add(convert::X_FORWARDED_FOR, v);
     }
     if let Some(v) = real_ip.and_then(value) {
-        out.add(HeaderName::from_static("x-real-ip"), v);
+        out.add(convert::X_REAL_IP, v);
     }
     if let Some(v) = value(forwarded_for..buf.len()) {
-        out.add(header::FORWARDED, v);
+        out.add(http::header::FORWARDED, v);
     }
     for (name, v) in [
-        ("x-forwarded-proto", &origin.proto),
-        ("x-forwarded-host", &origin.host),
-        ("x-forwarded-port", &origin.port),
+        (convert::X_FORWARDED_PROTO, &origin.proto),
+        (convert::X_FORWARDED_HOST, &origin.host),
+        (convert::X_FORWARDED_PORT, &origin.port),
     ] {
         if let Some(v) = v {
-            out.add(HeaderName::from_static(name), v.clone());
+            out.add(name, v.clone());
         }
     }
 }
@@ -380,7 +377,7 @@ mod tests {
             ("mcp-param-foo", "bar"),
             ("accept", "text/event-stream"),
         ]);
-        let mut out = HeaderMap::new();
+        let mut out = http::HeaderMap::new();
         copy_request_headers(&incoming, &mut out);
         let names: Vec<&str> = out.keys().map(|k| k.as_str()).collect();
         assert_eq!(out.len(), 3, "{names:?}");
@@ -392,18 +389,18 @@ mod tests {
     fn only_gateway_cookies_are_removed() {
         let incoming =
             map(&[("cookie", "a=1; mcpgw_session=x;__Host-mcpgw_consent=y; MCPGW_login=z; b=2; c_mcpgw_=3")]);
-        let mut out = HeaderMap::new();
+        let mut out = http::HeaderMap::new();
         copy_request_headers(&incoming, &mut out);
-        assert_eq!(out.get(header::COOKIE).and_then(|v| v.to_str().ok()), Some("a=1; b=2; c_mcpgw_=3"));
+        assert_eq!(out.get(http::header::COOKIE).and_then(|v| v.to_str().ok()), Some("a=1; b=2; c_mcpgw_=3"));
 
-        let mut out = HeaderMap::new();
+        let mut out = http::HeaderMap::new();
         copy_request_headers(&map(&[("cookie", "mcpgw_session=x")]), &mut out);
-        assert!(!out.contains_key(header::COOKIE));
+        assert!(!out.contains_key(http::header::COOKIE));
     }
 
     #[test]
     fn user_headers_come_from_claims_without_control_characters() {
-        let mut out = HeaderMap::new();
+        let mut out = http::HeaderMap::new();
         add_user_headers(&claims(), &mut out);
         assert_eq!(out.get("x-user-id").map(|v| v.as_bytes()), Some(&b"dev_alice"[..]));
         assert_eq!(out.get("x-user-name").map(|v| v.as_bytes()), Some("AlX-Evil: 1ice José".as_bytes()));
@@ -413,7 +410,7 @@ mod tests {
 
     #[test]
     fn forwarded_headers_append_the_peer_and_use_the_issuer() {
-        let mut out = HeaderMap::new();
+        let mut out = http::HeaderMap::new();
         let peer = "10.0.0.2".parse().ok();
         let origin = ForwardedOrigin::from_issuer("https://gw.example:8443");
         add_forwarded(&map(&[("x-forwarded-for", "1.2.3.4")]), peer, &origin, &mut out);
@@ -430,15 +427,16 @@ mod tests {
     #[test]
     fn forwarded_quotes_ipv6_and_copes_without_a_peer() {
         let origin = ForwardedOrigin::from_issuer("https://gw.example");
-        let mut out = HeaderMap::new();
+        let mut out = http::HeaderMap::new();
         add_forwarded(&HeaderMap::new(), "::1".parse().ok(), &origin, &mut out);
-        let get = |out: &HeaderMap, name| out.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let get =
+            |out: &http::HeaderMap, name| out.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         assert_eq!(get(&out, "x-forwarded-for").as_deref(), Some("::1"));
         assert_eq!(get(&out, "x-real-ip").as_deref(), Some("::1"));
         assert_eq!(get(&out, "forwarded").as_deref(), Some("for=\"[::1]\";host=\"gw.example\";proto=https"));
         assert_eq!(get(&out, "x-forwarded-port").as_deref(), Some("443"));
 
-        let mut out = HeaderMap::new();
+        let mut out = http::HeaderMap::new();
         add_forwarded(&HeaderMap::new(), None, &origin, &mut out);
         assert_eq!(get(&out, "forwarded").as_deref(), Some("host=\"gw.example\";proto=https"));
         assert!(!out.contains_key("x-forwarded-for") && !out.contains_key("x-real-ip"));

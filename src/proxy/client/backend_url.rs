@@ -13,6 +13,9 @@ pub struct BackendUrl {
     origin: String,
     /// Path and query of the URL, as the request target.
     target: String,
+    /// `origin` + `target`: the request URI when the client sent no query (nearly every MCP
+    /// request), cloned (a reference count) instead of formatted and parsed per request.
+    uri: http::Uri,
 }
 
 impl BackendUrl {
@@ -32,7 +35,8 @@ impl BackendUrl {
             target.push('?');
             target.push_str(q);
         }
-        Ok(Self { origin, target })
+        let uri = http::Uri::try_from(format!("{origin}{target}")).map_err(|_| ClientError::BadUrl)?;
+        Ok(Self { origin, target, uri })
     }
 
     /// Whether the backend is reached over TLS.
@@ -44,32 +48,36 @@ impl BackendUrl {
     /// `access_token` parameter (a token in the query is never accepted, and never passed on
     /// either).
     pub(super) fn uri_with(&self, client_query: &str) -> Result<http::Uri, ClientError> {
-        let target = self.target_with(client_query);
+        let query = without_access_token(client_query);
+        if query.is_empty() {
+            return Ok(self.uri.clone());
+        }
+        let target = self.target_with(&query);
         let mut uri = String::with_capacity(self.origin.len() + target.len());
         uri.push_str(&self.origin);
         uri.push_str(&target);
         http::Uri::try_from(uri).map_err(|_| ClientError::BadUrl)
     }
 
-    fn target_with(&self, client_query: &str) -> Cow<'_, str> {
-        let query = without_access_token(client_query);
-        match (query.is_empty(), self.target.contains('?')) {
-            (true, _) => Cow::Borrowed(&self.target),
-            (false, true) => Cow::Owned(format!("{}&{query}", self.target)),
-            (false, false) => Cow::Owned(format!("{}?{query}", self.target)),
+    fn target_with(&self, query: &str) -> String {
+        match self.target.contains('?') {
+            true => format!("{}&{query}", self.target),
+            false => format!("{}?{query}", self.target),
         }
     }
 }
 
-fn without_access_token(query: &str) -> String {
+fn without_access_token(query: &str) -> Cow<'_, str> {
     if !query.contains("access_token") {
-        return query.to_owned();
+        return Cow::Borrowed(query);
     }
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some("access_token"))
-        .collect::<Vec<_>>()
-        .join("&")
+    Cow::Owned(
+        query
+            .split('&')
+            .filter(|pair| !pair.is_empty() && pair.split('=').next() != Some("access_token"))
+            .collect::<Vec<_>>()
+            .join("&"),
+    )
 }
 
 #[cfg(test)]

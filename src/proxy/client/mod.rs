@@ -17,6 +17,7 @@
 //!   from a host that vanished ends; bounded connect time and head size.
 
 mod backend_url;
+pub mod convert;
 mod length;
 mod quickack;
 mod response;
@@ -25,7 +26,7 @@ mod upload;
 
 use std::time::Duration;
 
-use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::header::HeaderMap;
 use actix_web::http::{Method, StatusCode};
 use bytes::Bytes;
 use futures_util::Stream;
@@ -97,8 +98,9 @@ pub struct Request<'a> {
     pub method: &'a Method,
     /// The client's query string (the backend URL's own query comes first).
     pub query: &'a str,
-    /// Headers to send besides `Host` and the body's framing.
-    pub headers: &'a [(HeaderName, HeaderValue)],
+    /// Headers to send besides `Host` and the body's framing, already in hyper's type (the
+    /// header rules build it directly, so nothing is converted here).
+    pub headers: http::HeaderMap,
 }
 
 /// The request body.
@@ -170,7 +172,7 @@ impl Client {
     {
         let fail = |err| Failure { err, body: None };
         let uri = url.uri_with(req.query).map_err(fail)?;
-        let method = convert_method(req.method).map_err(fail)?;
+        let method = convert::method(req.method).ok_or(ClientError::BadUrl).map_err(fail)?;
         let idempotent = matches!(*req.method, Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS);
         let (first, again, broken) = match body {
             RequestBody::None => (Upload::empty(), Some(Bytes::new()), None),
@@ -184,8 +186,10 @@ impl Client {
                 (upload, None, Some(broken))
             }
         };
-        let build = |body: Upload| build_request(&method, &uri, req.headers, body);
-        let err = match self.pooled.request(build(first).map_err(fail)?).await {
+        // Only a request that may be sent again keeps a copy of its head (not a `POST`).
+        let again = again.filter(|_| idempotent).map(|bytes| (bytes, req.headers.clone()));
+        let first = build_request(method.clone(), uri.clone(), req.headers, first);
+        let err = match self.pooled.request(first).await {
             Ok(res) => return Ok(into_parts(res)),
             Err(err) => err,
         };
@@ -195,9 +199,9 @@ impl Client {
         // A request without a body whose method is idempotent may be sent again after a
         // failure before any answer (a reused connection the backend had just closed).
         match again {
-            Some(bytes) if idempotent && !err.is_connect() => {
+            Some((bytes, headers)) if !err.is_connect() => {
                 log::debug!("backend exchange failed before an answer ({}), trying once more", chain(&err));
-                let retry = build(Upload::full(bytes)).map_err(fail)?;
+                let retry = build_request(method, uri, headers, Upload::full(bytes));
                 self.pooled.request(retry).await.map(into_parts).map_err(|e| fail(classify(&e)))
             }
             _ => Err(fail(classify(&err))),
@@ -205,35 +209,23 @@ impl Client {
     }
 }
 
-fn convert_method(method: &Method) -> Result<http::Method, ClientError> {
-    http::Method::from_bytes(method.as_str().as_bytes()).map_err(|_| ClientError::BadUrl)
-}
-
-/// The hyper request: `headers` converted from actix's `http` 0.2 types (same bytes), the
-/// length of a sized body as `Content-Length`; hyper adds `Host` from the URI.
+/// The hyper request: the head the header rules built, plus the length of a sized body as
+/// `Content-Length`; hyper adds `Host` from the URI.
 fn build_request(
-    method: &http::Method,
-    uri: &http::Uri,
-    headers: &[(HeaderName, HeaderValue)],
+    method: http::Method,
+    uri: http::Uri,
+    headers: http::HeaderMap,
     body: Upload,
-) -> Result<http::Request<Upload>, ClientError> {
+) -> http::Request<Upload> {
+    let len = body.size_hint().exact().filter(|len| *len > 0);
     let mut req = http::Request::new(body);
-    *req.method_mut() = method.clone();
-    *req.uri_mut() = uri.clone();
-    let out = req.headers_mut();
-    out.reserve(headers.len() + 1);
-    for (name, value) in headers {
-        let name = http::HeaderName::from_bytes(name.as_str().as_bytes());
-        let value = http::HeaderValue::from_bytes(value.as_bytes());
-        match (name, value) {
-            (Ok(name), Ok(value)) => out.append(name, value),
-            _ => return Err(ClientError::RequestBody("a request header does not convert".into())),
-        };
-    }
-    if let Some(len) = req.body().size_hint().exact().filter(|len| *len > 0) {
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
+    *req.headers_mut() = headers;
+    if let Some(len) = len {
         req.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(len));
     }
-    Ok(req)
+    req
 }
 
 /// The response head in actix's types and the body stream.
@@ -243,9 +235,7 @@ fn into_parts(res: http::Response<hyper::body::Incoming>) -> (ResponseHead, Resp
     let mut headers = HeaderMap::with_capacity(parts.headers.len());
     for (name, value) in &parts.headers {
         // hyper has checked both; a name or value actix would not take is left out.
-        if let (Ok(name), Ok(value)) =
-            (HeaderName::from_bytes(name.as_str().as_bytes()), HeaderValue::from_bytes(value.as_bytes()))
-        {
+        if let (Some(name), Some(value)) = (convert::response_name(name), convert::response_value(value)) {
             headers.append(name, value);
         }
     }
