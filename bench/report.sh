@@ -230,7 +230,7 @@ $(token_table)
   100 µs; 7 runs, memory storage): median $(calc '%.1f' a "$(get startup gateway memory median_ms)") ms, min $(calc '%.1f' a "$(get startup gateway memory min_ms)") ms,
   max $(calc '%.1f' a "$(get startup gateway memory max_ms)") ms; status of the first answer: $(get startup gateway memory status); RSS then $(mib "$(get startup gateway memory rss_first_response_kib)") MiB.
 
-## 5. Sequential \`tools/call\` against the official Python SDK backend (SSE answer)
+## 5. Sequential \`tools/call\` against the official Python SDK backend (SSE and chunked-JSON answers)
 
 \`bench/sdk_latency.sh\`: one keep-alive connection, \`tools/call whoami\` on
 \`tests/e2e/py/backend.py\`, direct and through the gateway alternating; medians over $ROUNDS rounds.

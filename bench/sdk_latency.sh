@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Added latency of one sequential keep-alive `tools/call` through the gateway, against the
-# official Python SDK backend (tests/e2e/py/backend.py), which answers with a chunked
-# `text/event-stream`: the most common MCP call path, and the one Nagle's algorithm stalls when
-# the proxy writes small pieces without TCP_NODELAY (issue 14).
+# official Python SDK backend (tests/e2e/py/backend.py), once answering with its chunked
+# `text/event-stream` (the most common MCP call path, and the one Nagle's algorithm stalls when
+# the proxy writes small pieces without TCP_NODELAY, issue 14) and once with its JSON answer
+# sent chunked in 64-byte writes (`--answer chunked-json`).
 #
 #   bench/sdk_latency.sh [DIR …]
 #
 # Each DIR holds a release `mcp-gateway` and `bench-oauth` (default: this checkout's release
 # build). Direct calls and each build alternate within every round; prints p50/p99 per target
-# and the gateway's added p50/p99 over direct. Knobs: BENCH_CALLS (500), BENCH_ROUNDS (3).
+# and the gateway's added p50/p99 over direct. Knobs: BENCH_CALLS (500), BENCH_ROUNDS (3),
+# BENCH_SDK_ANSWERS ("sse chunked-json").
 # Not part of CI.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 CALLS=${BENCH_CALLS:-500}
 ROUNDS=${BENCH_ROUNDS:-3}
+# How the SDK backend answers: its default SSE stream, and JSON sent chunked in small writes.
+ANSWERS=${BENCH_SDK_ANSWERS:-"sse chunked-json"}
 target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
 DIRS=("$@")
 [[ ${#DIRS[@]} -gt 0 ]] || DIRS=("$target_dir/release")
@@ -36,18 +40,20 @@ if [[ ! -x $venv/bin/python ]] || ! cmp -s <(sha256sum <tests/e2e/py/requirement
 fi
 py=$venv/bin/python
 
-"$py" tests/e2e/py/backend.py >"$WORK/backend.out" 2>"$WORK/backend.err" &
-PIDS+=($!)
-for _ in $(seq 100); do grep -q '"ready"' "$WORK/backend.out" 2>/dev/null && break; sleep 0.1; done
-BACKEND=$(head -1 "$WORK/backend.out" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["ready"])')
-BACKEND_PORT=${BACKEND##*:}; BACKEND_PORT=${BACKEND_PORT%%/*}
-log "SDK backend at $BACKEND"
-
 free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-declare -a GW TOKEN
-for i in "${!DIRS[@]}"; do
-    port=$(free_port)
-    cat >"$WORK/gw$i.yaml" <<YAML
+median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+measure() { # answer: sse | chunked-json; prints the table rows of that answer
+    local answer=$1 first=${#PIDS[@]} BACKEND BACKEND_PORT port i r line d50 d99 g50 g99
+    "$py" tests/e2e/py/backend.py --answer "$answer" >"$WORK/backend-$answer.out" 2>"$WORK/backend-$answer.err" &
+    PIDS+=($!)
+    for _ in $(seq 100); do grep -q '"ready"' "$WORK/backend-$answer.out" 2>/dev/null && break; sleep 0.1; done
+    BACKEND=$(head -1 "$WORK/backend-$answer.out" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["ready"])')
+    log "SDK backend ($answer) at $BACKEND"
+    local -a GW TOKEN
+    for i in "${!DIRS[@]}"; do
+        port=$(free_port)
+        cat >"$WORK/gw-$answer-$i.yaml" <<YAML
 host: 127.0.0.1
 session_secret: "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 oauth_providers:
@@ -60,33 +66,39 @@ mcp_services:
     url: $BACKEND
     oauth_provider: dev
 YAML
-    RUST_LOG=warn "${DIRS[$i]}/mcp-gateway" --config "$WORK/gw$i.yaml" --port "$port" >"$WORK/gw$i.log" 2>&1 &
-    PIDS+=($!)
-    for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done
-    GW[$i]="http://127.0.0.1:$port/sdk/mcp"
-    TOKEN[$i]=$("${DIRS[$i]}/bench-oauth" token --gateway "http://127.0.0.1:$port" --service sdk)
-    log "gateway $i (${DIRS[$i]}) on $port"
-done
-
-declare -A p50 p99
-for ((r = 1; r <= ROUNDS; r++)); do
-    line=$("$py" bench/sdk_latency.py "$BACKEND" "" "$CALLS")
-    p50[direct]+=" $(sed -E 's/.*p50_ms=([0-9.]+).*/\1/' <<<"$line")"
-    p99[direct]+=" $(sed -E 's/.*p99_ms=([0-9.]+).*/\1/' <<<"$line")"
-    log "round $r direct: $line"
-    for i in "${!DIRS[@]}"; do
-        line=$("$py" bench/sdk_latency.py "${GW[$i]}" "${TOKEN[$i]}" "$CALLS")
-        p50[$i]+=" $(sed -E 's/.*p50_ms=([0-9.]+).*/\1/' <<<"$line")"
-        p99[$i]+=" $(sed -E 's/.*p99_ms=([0-9.]+).*/\1/' <<<"$line")"
-        log "round $r gateway $i: $line"
+        RUST_LOG=warn "${DIRS[$i]}/mcp-gateway" --config "$WORK/gw-$answer-$i.yaml" --port "$port" \
+            >"$WORK/gw-$answer-$i.log" 2>&1 &
+        PIDS+=($!)
+        for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done
+        GW[$i]="http://127.0.0.1:$port/sdk/mcp"
+        TOKEN[$i]=$("${DIRS[$i]}/bench-oauth" token --gateway "http://127.0.0.1:$port" --service sdk)
+        log "gateway $i (${DIRS[$i]}) on $port"
     done
-done
-median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-d50=$(median "${p50[direct]}"); d99=$(median "${p99[direct]}")
+
+    local -A p50 p99
+    for ((r = 1; r <= ROUNDS; r++)); do
+        line=$("$py" bench/sdk_latency.py "$BACKEND" "" "$CALLS")
+        p50[direct]+=" $(sed -E 's/.*p50_ms=([0-9.]+).*/\1/' <<<"$line")"
+        p99[direct]+=" $(sed -E 's/.*p99_ms=([0-9.]+).*/\1/' <<<"$line")"
+        log "$answer round $r direct: $line"
+        for i in "${!DIRS[@]}"; do
+            line=$("$py" bench/sdk_latency.py "${GW[$i]}" "${TOKEN[$i]}" "$CALLS")
+            p50[$i]+=" $(sed -E 's/.*p50_ms=([0-9.]+).*/\1/' <<<"$line")"
+            p99[$i]+=" $(sed -E 's/.*p99_ms=([0-9.]+).*/\1/' <<<"$line")"
+            log "$answer round $r gateway $i: $line"
+        done
+    done
+    d50=$(median "${p50[direct]}"); d99=$(median "${p99[direct]}")
+    echo "| direct (SDK backend, $answer) | $d50 | $d99 | | |"
+    for i in "${!DIRS[@]}"; do
+        g50=$(median "${p50[$i]}"); g99=$(median "${p99[$i]}")
+        echo "| gateway ${DIRS[$i]}, $answer | $g50 | $g99 | $(awk -v a="$g50" -v b="$d50" 'BEGIN{printf "%+.3f", a-b}') | $(awk -v a="$g99" -v b="$d99" 'BEGIN{printf "%+.3f", a-b}') |"
+    done
+    for p in "${PIDS[@]:$first}"; do kill "$p" 2>/dev/null || true; done
+}
+
 echo "| target | p50 ms | p99 ms | added p50 ms | added p99 ms |"
 echo "|---|---:|---:|---:|---:|"
-echo "| direct (SDK backend) | $d50 | $d99 | | |"
-for i in "${!DIRS[@]}"; do
-    g50=$(median "${p50[$i]}"); g99=$(median "${p99[$i]}")
-    echo "| gateway ${DIRS[$i]} | $g50 | $g99 | $(awk -v a="$g50" -v b="$d50" 'BEGIN{printf "%+.3f", a-b}') | $(awk -v a="$g99" -v b="$d99" 'BEGIN{printf "%+.3f", a-b}') |"
+for answer in $ANSWERS; do
+    measure "$answer"
 done

@@ -74,9 +74,37 @@ def recording(app: Any) -> Any:
     return wrapped
 
 
+def chunked(app: Any, piece: int = 64) -> Any:
+    """ASGI wrapper for `--answer chunked-json`: the SDK's JSON answer goes out without its
+    Content-Length, in `piece`-byte body messages, so uvicorn sends it chunked in small writes,
+    as a backend streaming its JSON does (bench/sdk_latency.sh)."""
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        async def pieces(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                message = dict(message)
+                message["headers"] = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"content-length"]
+                await send(message)
+                return
+            if message["type"] == "http.response.body":
+                body, more = message.get("body", b""), message.get("more_body", False)
+                for i in range(0, max(len(body) - piece, 0), piece):
+                    await send({"type": "http.response.body", "body": body[i:i + piece], "more_body": True})
+                rest = body[(max(len(body) - 1, 0) // piece) * piece:] if body else b""
+                await send({"type": "http.response.body", "body": rest, "more_body": more})
+                return
+            await send(message)
+
+        await app(scope, receive, pieces if scope["type"] == "http" else send)
+
+    return wrapped
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--answer", choices=["sse", "chunked-json"], default="sse",
+                        help="how tool calls are answered: an SSE stream (the SDK's default) or chunked JSON")
     args = parser.parse_args()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -85,7 +113,9 @@ def main() -> None:
     # Listening before "ready" is announced: connections made before uvicorn's loop runs wait
     # in the backlog instead of being refused.
     sock.listen(128)
-    app = build_server().streamable_http_app(host=args.host)
+    app = build_server().streamable_http_app(host=args.host, json_response=args.answer == "chunked-json")
+    if args.answer == "chunked-json":
+        app = chunked(app)
     config = uvicorn.Config(recording(app), log_level="warning", lifespan="on", timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     emit({"ready": f"http://{args.host}:{port}/mcp"})
