@@ -58,7 +58,7 @@ http_table() {
         d_rps=$(get http direct "$conns" rps)
         n_rps=$(get http nginx "$conns" rps)
         d_p99=$(get http direct "$conns" p99_us)
-        for c in direct nginx gateway invalid_token no_auth; do
+        for c in direct nginx gateway invalid_token no_auth forged; do
             rps=$(get http "$c" "$conns" rps)
             p50=$(get http "$c" "$conns" p50_us)
             p99=$(get http "$c" "$conns" p99_us)
@@ -77,6 +77,7 @@ label() {
         nginx) echo "(b) nginx, no auth" ;;
         gateway) echo "(c) gateway, valid token" ;;
         invalid_token) echo "(d) gateway, invalid token → 401" ;;
+        forged) echo "(f) gateway, a new forgery each request → 401" ;;
         no_auth) echo "(e) gateway, auth_required: false" ;;
         *) echo "$1" ;;
     esac
@@ -130,6 +131,7 @@ targets_table() {
     echo "| gateway throughput ≥ 0.9 × nginx at 256 connections | $tp256 × | $(verdict "$tp256" '>=' 0.9) |"
     echo "| rejection (bad signature → 401) ≥ 0.5 × nginx at 32 connections | $rej32 × | $(verdict "$rej32" '>=' 0.5) |"
     echo "| rejection (bad signature → 401) ≥ 0.5 × nginx at 256 connections | $rej256 × | $(verdict "$rej256" '>=' 0.5) |"
+    echo "| (for the record, not a target) a new forgery each request, ÷ nginx at 32 / 256 connections | $(calc '%.2f' 'a / b' "$(get http forged 32 rps)" "$(get http nginx 32 rps)") × / $(calc '%.2f' 'a / b' "$(get http forged 256 rps)" "$(get http nginx 256 rps)") × | |"
     echo "| added p99 over direct ≤ 1 ms at 32 connections | $addp99 ms | $(verdict "$addp99" '<=' 1) |"
     echo "| added SSE event latency ≤ 1 ms (p50, 1 stream) | $sse_add ms | $(verdict "$sse_add" '<=' 1) |"
     # Judged on 10,000 streams: measured when all opened, else extrapolated per stream.
@@ -152,7 +154,7 @@ bottleneck_check() {
     local conns d best c v ok=yes
     for conns in $CONNS; do
         d=$(get http direct "$conns" rps)
-        for c in nginx gateway invalid_token no_auth; do
+        for c in nginx gateway invalid_token forged no_auth; do
             v=$(get http "$c" "$conns" rps)
             [[ -n $d && -n $v ]] && awk -v d="$d" -v v="$v" 'BEGIN { exit !(v > d) }' && ok="no ($c at $conns connections)"
         done
@@ -191,9 +193,13 @@ $(targets_table)
 ## 1. Proxied \`tools/call\` (1 KiB JSON-RPC POST, plain JSON answer)
 
 wrk ($(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)), ${DURATION} s per run, $ROUNDS rounds; each figure is the median over the
-rounds, and the five targets alternate within each round (the order rotates per round).
+rounds, and the six targets alternate within each round (the order rotates per round).
 Ratios: × nginx = req/s ÷ nginx's req/s; × direct = req/s ÷ direct req/s. A 401 counts as
-non-2xx in row (d); that is the expected answer there.
+non-2xx in rows (d) and (f); that is the expected answer there. Row (d) sends one valid token
+with its last signature characters changed, again and again (a client stuck on a corrupted
+token: the gateway checks the signature once and then remembers the refusal); row (f) sends a
+new forgery with every request (wrk's Lua builds each one, which costs the load generator
+too), so each one costs the gateway a full ECDSA check.
 
 $(http_table)
 

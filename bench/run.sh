@@ -204,7 +204,7 @@ record_result() { # section case param "RESULT k=v ..." [metric-prefix]
 run_wrk() { # case conns url token [pid to sample]
     local case=$1 conns=$2 url=$3 token=$4 pid=${5:-} threads=2 line rss=0 wrk_pid
     ((conns < threads)) && threads=$conns
-    BENCH_TOKEN=$token wrk -t"$threads" -c"$conns" -d"${DURATION}s" --timeout 10s --latency \
+    BENCH_TOKEN=$token BENCH_FORGE=${FORGE:-0} wrk -t"$threads" -c"$conns" -d"${DURATION}s" --timeout 10s --latency \
         -s "$ROOT/bench/wrk/post.lua" "$url" >"$WORK/wrk.out" 2>&1 &
     wrk_pid=$!
     if [[ -n $pid ]]; then
@@ -223,10 +223,10 @@ bench_http() {
     local r conns i cases
     local -A url token pid
     url=([direct]="http://127.0.0.1:$BACKEND_PORT/mcp" [nginx]="http://127.0.0.1:$NGINX_PORT/mcp"
-        [gateway]="$GW/echo/mcp" [invalid_token]="$GW/echo/mcp" [no_auth]="$GW/open/mcp")
-    token=([direct]="" [nginx]="" [gateway]="$TOKEN" [invalid_token]="$INVALID_TOKEN" [no_auth]="")
-    pid=([direct]="" [nginx]="" [gateway]="$GW_PID" [invalid_token]="$GW_PID" [no_auth]="$GW_PID")
-    cases=(direct nginx gateway invalid_token no_auth)
+        [gateway]="$GW/echo/mcp" [invalid_token]="$GW/echo/mcp" [forged]="$GW/echo/mcp" [no_auth]="$GW/open/mcp")
+    token=([direct]="" [nginx]="" [gateway]="$TOKEN" [invalid_token]="$INVALID_TOKEN" [forged]="$TOKEN" [no_auth]="")
+    pid=([direct]="" [nginx]="" [gateway]="$GW_PID" [invalid_token]="$GW_PID" [forged]="$GW_PID" [no_auth]="$GW_PID")
+    cases=(direct nginx gateway invalid_token no_auth forged)
     log "warm-up"
     for i in "${cases[@]}"; do
         BENCH_TOKEN=${token[$i]} wrk -t2 -c32 -d1s -s bench/wrk/post.lua "${url[$i]}" >/dev/null 2>&1 || true
@@ -236,8 +236,9 @@ bench_http() {
             log "round $r/$ROUNDS, $conns connections"
             # Rotate the order each round so no target always runs first or last.
             for ((i = 0; i < ${#cases[@]}; i++)); do
-                local c=${cases[$(((i + r - 1) % ${#cases[@]}))]}
-                run_wrk "$c" "$conns" "${url[$c]}" "${token[$c]}" "${pid[$c]}"
+                local c=${cases[$(((i + r - 1) % ${#cases[@]}))]} FORGE=0
+                [[ $c == forged ]] && FORGE=1
+                FORGE=$FORGE run_wrk "$c" "$conns" "${url[$c]}" "${token[$c]}" "${pid[$c]}"
             done
         done
     done

@@ -67,9 +67,15 @@ impl StoredKey {
 /// Why a token was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum JwtError {
-    /// Malformed, bad signature, wrong `iss` or `aud`, unknown `kid`.
+    /// Malformed, wrong `iss` or `aud`, unknown `kid`.
     #[error("invalid token: {0}")]
     Invalid(String),
+    /// Refused by the verification under one of the gateway's own keys (a signature that does
+    /// not verify, or signed claims that do not parse). The same text fails the same way every
+    /// time, so a caller may remember the refusal; an unknown `kid` is [`JwtError::Invalid`]
+    /// instead, since another instance's newer key may arrive with the next key-set reload.
+    #[error("invalid token: {0}")]
+    Signature(String),
     /// Past `exp`.
     #[error("token expired")]
     Expired,
@@ -230,7 +236,7 @@ impl SigningKeys {
         validation.set_issuer(&[&self.issuer]);
         validation.set_required_spec_claims(&["iss", "aud", "exp", "sub"]);
         let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
-            .map_err(|e| JwtError::Invalid(e.to_string()))?;
+            .map_err(|e| JwtError::Signature(e.to_string()))?;
         if data.claims.exp + LEEWAY_SECS < now {
             return Err(JwtError::Expired);
         }
@@ -402,6 +408,21 @@ mod tests {
         assert!(matches!(keys.verify(&token, "http://gw/a/mcp", 9000), Err(JwtError::Expired)));
         let other = SigningKeys::new("http://other", keys.stored().to_vec())?;
         assert!(matches!(other.verify(&token, "http://gw/a/mcp", 2000), Err(JwtError::Invalid(_))));
+        Ok(())
+    }
+
+    #[test]
+    fn only_refusals_under_a_known_key_are_marked_lasting() -> Result<(), JwtError> {
+        let keys = SigningKeys::generate("http://gw", 1000)?;
+        let token = keys.sign(&claims("http://gw/a/mcp", 5000))?;
+        let (signed, sig) = token.rsplit_once('.').ok_or(JwtError::Key("shape".into()))?;
+        let mut bytes = URL_SAFE_NO_PAD.decode(sig).map_err(|e| JwtError::Key(e.to_string()))?;
+        bytes[5] ^= 1; // r changes; s (and its low-S form) stays
+        let forged = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(&bytes));
+        assert!(matches!(keys.verify_any_audience(&forged, 2000), Err(JwtError::Signature(_))));
+        // Another key set does not know the kid: that may change with a reload.
+        let stranger = SigningKeys::generate("http://gw", 1000)?;
+        assert!(matches!(stranger.verify_any_audience(&token, 2000), Err(JwtError::Invalid(_))));
         Ok(())
     }
 

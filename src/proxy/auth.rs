@@ -22,7 +22,11 @@ use crate::state::AppState;
 type TokenKey = [u8; 32];
 
 /// Verified claims by token hash, one per worker (hence `RefCell`, never held across an
-/// `.await`). Bounded: the oldest insertion is evicted first; entries of expired tokens are
+/// `.await`), and beside them the hashes of tokens whose signature failed under one of the
+/// gateway's own keys ([`JwtError::Signature`]: the same text always fails), so a client that
+/// keeps sending one forged or corrupted token costs one ECDSA check, not one per request.
+/// Both are bounded, oldest insertion evicted first, and kept apart: a flood of distinct
+/// forgeries evicts only other refusals, never a valid token. Entries of expired tokens are
 /// dropped when looked up.
 #[derive(Default)]
 pub struct TokenCache {
@@ -31,56 +35,25 @@ pub struct TokenCache {
 
 #[derive(Default)]
 struct CacheInner {
-    map: HashMap<TokenKey, Rc<AccessClaims>>,
+    valid: Bounded<Rc<AccessClaims>>,
+    forged: Bounded<()>,
+}
+
+/// A map bounded by insertion order.
+struct Bounded<V> {
+    map: HashMap<TokenKey, V>,
     // Insertion order for eviction; may name keys already dropped from `map`.
     order: VecDeque<TokenKey>,
 }
 
-impl TokenCache {
-    /// The cached claims of `token`, or the result of `verify` (cached when it succeeds and
-    /// `capacity` > 0). A cached entry whose token has expired is dropped and re-verified, so
-    /// the caller sees the verifier's own error.
-    pub fn get_or_verify(
-        &self,
-        token: &str,
-        now: i64,
-        capacity: usize,
-        verify: impl FnOnce(&str) -> Result<AccessClaims, JwtError>,
-    ) -> Result<Rc<AccessClaims>, JwtError> {
-        let key: TokenKey = Sha256::digest(token.as_bytes()).into();
-        if let Some(claims) = self.lookup(&key, now) {
-            return Ok(claims);
-        }
-        let claims = Rc::new(verify(token)?);
-        if capacity > 0 {
-            self.inner.borrow_mut().insert(key, claims.clone(), capacity);
-        }
-        Ok(claims)
-    }
-
-    fn lookup(&self, key: &TokenKey, now: i64) -> Option<Rc<AccessClaims>> {
-        let mut inner = self.inner.borrow_mut();
-        let claims = inner.map.get(key)?.clone();
-        if is_expired(&claims, now) {
-            inner.map.remove(key);
-            return None;
-        }
-        Some(claims)
-    }
-
-    /// Number of cached tokens.
-    pub fn len(&self) -> usize {
-        self.inner.borrow().map.len()
-    }
-
-    /// Whether nothing is cached.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+impl<V> Default for Bounded<V> {
+    fn default() -> Self {
+        Self { map: HashMap::new(), order: VecDeque::new() }
     }
 }
 
-impl CacheInner {
-    fn insert(&mut self, key: TokenKey, claims: Rc<AccessClaims>, capacity: usize) {
+impl<V> Bounded<V> {
+    fn insert(&mut self, key: TokenKey, value: V, capacity: usize) {
         while self.order.len() >= capacity {
             match self.order.pop_front() {
                 Some(old) => {
@@ -89,8 +62,72 @@ impl CacheInner {
                 None => break,
             }
         }
-        self.map.insert(key, claims);
-        self.order.push_back(key);
+        if self.map.insert(key, value).is_none() {
+            self.order.push_back(key);
+        }
+    }
+}
+
+impl TokenCache {
+    /// The cached claims of `token`, or the result of `verify`. With `capacity` > 0 a success
+    /// is cached, and so is a [`JwtError::Signature`] refusal, which is then answered without
+    /// calling `verify` again. A cached entry whose token has expired is dropped and
+    /// re-verified, so the caller sees the verifier's own error.
+    pub fn get_or_verify(
+        &self,
+        token: &str,
+        now: i64,
+        capacity: usize,
+        verify: impl FnOnce(&str) -> Result<AccessClaims, JwtError>,
+    ) -> Result<Rc<AccessClaims>, JwtError> {
+        let key: TokenKey = Sha256::digest(token.as_bytes()).into();
+        if let Some(known) = self.lookup(&key, now) {
+            return known;
+        }
+        match verify(token) {
+            Ok(claims) => {
+                let claims = Rc::new(claims);
+                if capacity > 0 {
+                    self.inner.borrow_mut().valid.insert(key, claims.clone(), capacity);
+                }
+                Ok(claims)
+            }
+            Err(err @ JwtError::Signature(_)) => {
+                if capacity > 0 {
+                    self.inner.borrow_mut().forged.insert(key, (), capacity);
+                }
+                Err(err)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    fn lookup(&self, key: &TokenKey, now: i64) -> Option<Result<Rc<AccessClaims>, JwtError>> {
+        let mut inner = self.inner.borrow_mut();
+        if inner.forged.map.contains_key(key) {
+            return Some(Err(JwtError::Signature("the signature was refused before".into())));
+        }
+        let claims = inner.valid.map.get(key)?.clone();
+        if is_expired(&claims, now) {
+            inner.valid.map.remove(key);
+            return None;
+        }
+        Some(Ok(claims))
+    }
+
+    /// Number of cached valid tokens.
+    pub fn len(&self) -> usize {
+        self.inner.borrow().valid.map.len()
+    }
+
+    /// Whether no valid token is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of remembered refusals.
+    pub fn refused_len(&self) -> usize {
+        self.inner.borrow().forged.map.len()
     }
 }
 
@@ -264,29 +301,57 @@ mod tests {
     }
 
     #[test]
-    fn failures_are_not_cached_and_expired_entries_are_dropped() {
+    fn only_lasting_refusals_are_remembered_and_expired_entries_are_dropped() {
         let cache = TokenCache::default();
-        assert!(cache.get_or_verify("bad", 100, 10, |_| Err(JwtError::Invalid("x".into()))).is_err());
+        let calls = Cell::new(0);
+        let refuse = |err: fn() -> JwtError| {
+            let calls = &calls;
+            move |_: &str| {
+                calls.set(calls.get() + 1);
+                Err(err())
+            }
+        };
+        // An unknown kid or a stale token may read differently later: checked every time.
+        for _ in 0..2 {
+            assert!(cache
+                .get_or_verify("stranger", 100, 10, refuse(|| JwtError::Invalid("kid".into())))
+                .is_err());
+            assert!(cache.get_or_verify("stale", 100, 10, refuse(|| JwtError::Expired)).is_err());
+        }
+        assert_eq!(calls.get(), 4);
+        // A signature refused under a known key is checked once.
+        for _ in 0..3 {
+            let got = cache.get_or_verify("forged", 100, 10, refuse(|| JwtError::Signature("sig".into())));
+            assert!(matches!(got, Err(JwtError::Signature(_))));
+        }
+        assert_eq!(calls.get(), 5);
         assert!(cache.is_empty());
+        assert_eq!(cache.refused_len(), 1);
+        // Nothing is remembered with a capacity of 0.
+        let _ = cache.get_or_verify("forged-2", 100, 0, refuse(|| JwtError::Signature("sig".into())));
+        assert_eq!(cache.refused_len(), 1);
+
         assert!(cache.get_or_verify("tok", 100, 10, |_| Ok(claims(1000))).is_ok());
         let later = 1000 + LEEWAY_SECS + 1;
-        let calls = Cell::new(0);
+        let expired = Cell::new(0);
         let got = cache.get_or_verify("tok", later, 10, |_| {
-            calls.set(1);
+            expired.set(1);
             Err(JwtError::Expired)
         });
         assert!(matches!(got, Err(JwtError::Expired)));
-        assert_eq!(calls.get(), 1, "an expired entry is verified again, not served");
+        assert_eq!(expired.get(), 1, "an expired entry is verified again, not served");
     }
 
     #[test]
-    fn the_cache_stays_bounded() {
+    fn a_flood_of_forgeries_never_evicts_a_valid_token() {
         let cache = TokenCache::default();
+        assert!(cache.get_or_verify("tok", 0, 8, |_| Ok(claims(1000))).is_ok());
         for i in 0..50 {
-            let _ = cache.get_or_verify(&format!("t{i}"), 0, 8, |_| Ok(claims(1000)));
+            let _ = cache.get_or_verify(&format!("f{i}"), 0, 8, |_| Err(JwtError::Signature("sig".into())));
         }
-        assert_eq!(cache.len(), 8);
-        assert!(cache.inner.borrow().order.len() <= 8);
+        assert_eq!(cache.refused_len(), 8);
+        let got = cache.get_or_verify("tok", 0, 8, |_| Err(JwtError::Signature("must not be asked".into())));
+        assert!(got.is_ok());
     }
 
     #[test]
