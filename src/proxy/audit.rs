@@ -10,9 +10,12 @@
 //! `tool_call` with no tool and `reason: "body_not_inspected"`, so no call escapes the trail by
 //! its framing. Arguments are never recorded.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::body::{BodySize, MessageBody};
 use bytes::Bytes;
@@ -68,13 +71,66 @@ pub fn inspect(body: Option<&[u8]>) -> (Calls, McpMethod) {
     (Calls::Read(calls), method)
 }
 
+/// How long a worker trusts a client name it looked up.
+const NAME_TTL: Duration = Duration::from_secs(60);
+/// Names a worker keeps; the map is emptied when it is full. Client ids come only from tokens
+/// the gateway signed, so strangers cannot grow it, but it is bounded all the same.
+const NAME_CAPACITY: usize = 4096;
+
+/// Registered client names by client id, one map per worker (hence `RefCell`, never held
+/// across an `.await`), for the trail's `client_name`. Without it every `tools/call` sent a
+/// message to the client registry on another thread, which read and decoded the client from
+/// the store: about a quarter of the gateway's CPU per proxied call (`bench/PROFILE.md`). A
+/// name changes only when its client is registered anew, and a line naming the previous one
+/// for up to [`NAME_TTL`] is the price.
+#[derive(Default)]
+pub struct ClientNames {
+    known: RefCell<HashMap<String, (Name, Instant)>>,
+}
+
+/// A client's registered name, if it has one.
+type Name = Option<Rc<str>>;
+
+impl ClientNames {
+    /// The remembered name of `client_id` (`Some(None)`: the client has none, or is gone),
+    /// or `None` when it must be looked up.
+    pub fn get(&self, client_id: &str, now: Instant) -> Option<Name> {
+        let mut known = self.known.borrow_mut();
+        let (name, at) = known.get(client_id)?;
+        if now.duration_since(*at) < NAME_TTL {
+            return Some(name.clone());
+        }
+        known.remove(client_id);
+        None
+    }
+
+    /// Remembers what a lookup found.
+    pub fn put(&self, client_id: &str, name: Name, now: Instant) {
+        let mut known = self.known.borrow_mut();
+        if known.len() >= NAME_CAPACITY {
+            known.clear();
+        }
+        known.insert(client_id.to_owned(), (name, now));
+    }
+
+    /// Number of names kept.
+    pub fn len(&self) -> usize {
+        self.known.borrow().len()
+    }
+
+    /// Whether no name is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Everything a `tool_call` line needs but the status and duration.
 pub struct Pending {
     audit: Audit,
     caller: Caller,
     service: String,
     claims: AccessClaims,
-    client_name: Option<String>,
+    client_name: Option<Rc<str>>,
     calls: Calls,
     started: Instant,
 }
@@ -104,7 +160,7 @@ impl Pending {
     }
 
     /// The client's registered name.
-    pub fn set_client_name(&mut self, name: Option<String>) {
+    pub fn set_client_name(&mut self, name: Option<Rc<str>>) {
         self.client_name = name;
     }
 
@@ -218,6 +274,23 @@ impl<B: MessageBody + Unpin> MessageBody for Recorded<B> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn client_names_are_kept_for_their_ttl_and_stay_bounded() {
+        let names = ClientNames::default();
+        let t0 = Instant::now();
+        assert_eq!(names.get("c1", t0), None);
+        names.put("c1", Some("Editor".into()), t0);
+        names.put("gone", None, t0);
+        assert_eq!(names.get("c1", t0 + NAME_TTL / 2), Some(Some("Editor".into())));
+        assert_eq!(names.get("gone", t0), Some(None), "a client without a name is remembered too");
+        assert_eq!(names.get("c1", t0 + NAME_TTL), None, "looked up again once stale");
+        assert_eq!(names.len(), 1);
+        for i in 0..NAME_CAPACITY + 10 {
+            names.put(&format!("client-{i}"), None, t0);
+        }
+        assert!(names.len() <= NAME_CAPACITY);
+    }
 
     #[test]
     fn the_method_of_a_body_is_read_with_its_calls() {

@@ -30,6 +30,7 @@ pub mod tools;
 
 use std::cell::OnceCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use actix_web::http::header::{self as http_header, HeaderMap, HeaderValue};
@@ -58,6 +59,7 @@ const MCP_SESSION_ID: &str = "mcp-session-id";
 #[derive(Default)]
 struct Worker {
     cache: TokenCache,
+    names: audit::ClientNames,
     prepared: OnceCell<Prepared>,
 }
 
@@ -230,9 +232,21 @@ async fn serve(
     let Some(mut calls) = calls else {
         return finish(req, sent.await?, id, state, user.as_deref()).await;
     };
-    // The client's name is looked up while the backend works on the call.
-    let (res, name) = futures_util::future::join(sent, client_name(state, &calls)).await;
-    calls.set_client_name(name);
+    let res = match worker.names.get(calls.client_id(), Instant::now()) {
+        Some(name) => {
+            calls.set_client_name(name);
+            sent.await
+        }
+        None => {
+            // The client's name is looked up while the backend works on the call.
+            let (res, name) = futures_util::future::join(sent, client_name(state, &calls)).await;
+            if let Some(name) = name {
+                worker.names.put(calls.client_id(), name.clone(), Instant::now());
+                calls.set_client_name(name);
+            }
+            res
+        }
+    };
     let res = match res {
         Ok(res) => finish(req, res, id, state, user.as_deref()).await,
         Err(e) => Err(e),
@@ -264,10 +278,12 @@ async fn finish(
     tools::hide_denied(req, res, id, claims).await
 }
 
-/// The registered name of the calling client, for the audit trail.
-async fn client_name(state: &AppState, calls: &audit::Pending) -> Option<String> {
+/// The registered name of the calling client, for the audit trail: `Some(None)` when it has
+/// none (or is gone), `None` when the registry could not be asked (not remembered).
+async fn client_name(state: &AppState, calls: &audit::Pending) -> Option<Option<Rc<str>>> {
     let msg = GetClient { client_id: calls.client_id().to_owned() };
-    state.actors.clients.send(msg).await.ok()?.ok()?.and_then(|client| client.client_name)
+    let client = state.actors.clients.send(msg).await.ok()?.ok()?;
+    Some(client.and_then(|client| client.client_name).map(Rc::from))
 }
 
 /// The Streamable HTTP transport uses POST, GET and DELETE (and HEAD is GET without a body).
