@@ -183,6 +183,60 @@ async fn garbage_and_foreign_tokens_are_invalid_token() {
     }
 }
 
+/// `token` with one bit of its signature's `r` flipped: the same header and claims, a
+/// signature that no longer verifies (and is still low-S).
+fn with_broken_signature(token: &str, bit: usize) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let (signed, sig) = token.rsplit_once('.').unwrap();
+    let mut bytes = URL_SAFE_NO_PAD.decode(sig).unwrap();
+    bytes[1 + bit / 8] ^= 1 << (bit % 8);
+    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(&bytes))
+}
+
+#[actix_web::test]
+async fn remembered_forgeries_stay_refused_and_never_shadow_the_real_token() {
+    // Arrange: the gateway remembers signatures it refused; an attacker who knows a victim's
+    // claims (not their signature) sends forgeries of exactly those claims first.
+    let backend = TestBackend::start().await;
+    let url = backend.url("/mcp");
+    let app = gateway(|s| {
+        s.mcp_services.insert("svc".into(), service(url));
+        s.runtime.token_cache_size = 8;
+    })
+    .await;
+    let real = token_for(&app, "svc");
+    let call = |token: String| {
+        app.client()
+            .post(app.url("/svc/mcp"))
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .insert_header(("Content-Type", "application/json"))
+            .send_body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+    };
+
+    // Act + assert: one forgery, again and again, is refused the same way every time.
+    let forged = with_broken_signature(&real, 3);
+    for _ in 0..3 {
+        let res = call(forged.clone()).await.unwrap();
+        assert_eq!(res.status().as_u16(), 401);
+        assert!(header(&res, "www-authenticate").unwrap().contains("error=\"invalid_token\""));
+    }
+    // More forgeries of the same claims than the cache holds (8).
+    for bit in 8..8 + 64 {
+        assert_eq!(call(with_broken_signature(&real, bit)).await.unwrap().status().as_u16(), 401);
+    }
+    // The real token, sharing every claim with the forgeries, still passes, and keeps passing.
+    for _ in 0..2 {
+        let res = call(real.clone()).await.unwrap();
+        assert_eq!(res.status().as_u16(), 200, "the real token was refused after its forgeries");
+    }
+    assert_eq!(
+        call(forged).await.unwrap().status().as_u16(),
+        401,
+        "a forgery was let in after the real token"
+    );
+}
+
 #[actix_web::test]
 async fn a8_token_for_one_service_is_refused_by_another() {
     let backend = TestBackend::start().await;
