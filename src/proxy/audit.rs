@@ -129,7 +129,7 @@ pub struct Pending {
     audit: Audit,
     caller: Caller,
     service: String,
-    claims: AccessClaims,
+    claims: Rc<AccessClaims>,
     client_name: Option<Rc<str>>,
     calls: Calls,
     started: Instant,
@@ -137,12 +137,18 @@ pub struct Pending {
 
 impl Pending {
     /// The request's calls, to be recorded when its answer is known.
-    pub fn new(audit: &Audit, caller: Caller, service: &str, claims: &AccessClaims, calls: Calls) -> Self {
+    pub fn new(
+        audit: &Audit,
+        caller: Caller,
+        service: &str,
+        claims: &Rc<AccessClaims>,
+        calls: Calls,
+    ) -> Self {
         Pending {
             audit: audit.clone(),
             caller,
             service: service.to_owned(),
-            claims: claims.clone(),
+            claims: Rc::clone(claims),
             client_name: None,
             calls,
             started: Instant::now(),
