@@ -208,6 +208,11 @@ impl Application {
                 .configure(|cfg| routes(cfg, &app_state.settings))
         })
         .on_connect(no_delay)
+        // A client that closes its side has left, as nginx takes it: the answer in progress is
+        // dropped at once, and with it the backend connection. Otherwise actix notices only
+        // when it next writes, and an event stream from a silent backend would keep both
+        // sockets (and the token's stream slot) for as long as the backend says nothing.
+        .h1_allow_half_closed(false)
         .workers(workers)
         .shutdown_timeout(settings.runtime.shutdown_timeout)
         // The binary handles SIGINT and SIGTERM itself (both drain; see `main.rs`).

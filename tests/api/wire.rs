@@ -473,3 +473,73 @@ async fn a_refused_post_keeps_its_connection() {
     }
     assert_eq!(wire.accepted(), 0, "nothing reached the backend");
 }
+
+#[actix_web::test]
+async fn a_client_leaving_a_silent_event_stream_frees_the_backend_connection() {
+    // The backend opens an event stream, sends one event and then stays silent (an MCP server
+    // with nothing to notify), watching for the gateway to close. The client leaves: by
+    // closing its socket with the event unread (a reset), or by shutting down its sending side
+    // (a FIN). A gateway that only notices a departed client when it next writes to it keeps
+    // both sockets (and the token's stream slot) for as long as the backend is silent: every
+    // reconnecting client would leave a pair behind.
+    for reset in [true, false] {
+        let took = leave_a_silent_stream(reset).await;
+        assert!(took < Duration::from_secs(5), "reset {reset}: {took:?}");
+    }
+}
+
+/// How long after the client left (closing with `reset`, or shutting down its sending side)
+/// the gateway closed its connection to a silent event-stream backend.
+async fn leave_a_silent_stream(reset: bool) -> Duration {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<Duration>();
+    let (sent_tx, sent_rx) = tokio::sync::oneshot::channel::<()>();
+    actix_web::rt::spawn(async move {
+        let (mut sock, _) = listener.accept().await.unwrap();
+        read_head(&mut sock).await;
+        let event = b"data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\"}\n\n";
+        let head =
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+        sock.write_all(head).await.unwrap();
+        sock.write_all(format!("{:x}\r\n", event.len()).as_bytes()).await.unwrap();
+        sock.write_all(event).await.unwrap();
+        sock.write_all(b"\r\n").await.unwrap();
+        let _ = sent_tx.send(());
+        let since = std::time::Instant::now();
+        let mut rest = [0u8; 64];
+        while matches!(sock.read(&mut rest).await, Ok(n) if n > 0) {}
+        let _ = closed_tx.send(since.elapsed());
+    });
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let app = gateway(|s| {
+        s.mcp_services.insert("svc".into(), service(url));
+    })
+    .await;
+    let token = token_for(&app, "svc");
+
+    let mut client = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
+    let request = format!(
+        "GET /svc/mcp HTTP/1.1\r\nhost: 127.0.0.1\r\naccept: text/event-stream\r\nauthorization: Bearer {token}\r\n\r\n"
+    );
+    client.write_all(request.as_bytes()).await.unwrap();
+    let head = read_head(&mut client).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    tokio::time::timeout(Duration::from_secs(5), sent_rx).await.expect("the backend sent its event").unwrap();
+    let kept = match reset {
+        true => {
+            drop(client);
+            None
+        }
+        false => {
+            client.shutdown().await.unwrap();
+            Some(client)
+        }
+    };
+    let took = tokio::time::timeout(Duration::from_secs(5), closed_rx)
+        .await
+        .expect("the backend connection was closed within 5 s of the client leaving")
+        .unwrap();
+    drop(kept);
+    took
+}
