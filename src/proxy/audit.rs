@@ -81,15 +81,15 @@ const NAME_CAPACITY: usize = 4096;
 /// across an `.await`), for the trail's `client_name`. Without it every `tools/call` sent a
 /// message to the client registry on another thread, which read and decoded the client from
 /// the store: about a quarter of the gateway's CPU per proxied call (`bench/PROFILE.md`). A
-/// name changes only when its client is registered anew, and a line naming the previous one
-/// for up to [`NAME_TTL`] is the price.
+/// changed name (an edited Client ID Metadata Document) shows up to [`NAME_TTL`] late: the
+/// price.
 #[derive(Default)]
 pub struct ClientNames {
     known: RefCell<HashMap<String, (Name, Instant)>>,
 }
 
 /// A client's registered name, if it has one.
-type Name = Option<Rc<str>>;
+pub type Name = Option<Rc<str>>;
 
 impl ClientNames {
     /// The remembered name of `client_id` (`Some(None)`: the client has none, or is gone),
@@ -130,7 +130,7 @@ pub struct Pending {
     caller: Caller,
     service: String,
     claims: Rc<AccessClaims>,
-    client_name: Option<Rc<str>>,
+    client_name: Name,
     calls: Calls,
     started: Instant,
 }
@@ -166,7 +166,7 @@ impl Pending {
     }
 
     /// The client's registered name.
-    pub fn set_client_name(&mut self, name: Option<Rc<str>>) {
+    pub fn set_client_name(&mut self, name: Name) {
         self.client_name = name;
     }
 

@@ -280,7 +280,7 @@ async fn finish(
 
 /// The registered name of the calling client, for the audit trail: `Some(None)` when it has
 /// none (or is gone), `None` when the registry could not be asked (not remembered).
-async fn client_name(state: &AppState, calls: &audit::Pending) -> Option<Option<Rc<str>>> {
+async fn client_name(state: &AppState, calls: &audit::Pending) -> Option<audit::Name> {
     let msg = GetClient { client_id: calls.client_id().to_owned() };
     let client = state.actors.clients.send(msg).await.ok()?.ok()?;
     Some(client.and_then(|client| client.client_name).map(Rc::from))
