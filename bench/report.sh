@@ -58,7 +58,7 @@ http_table() {
         d_rps=$(get http direct "$conns" rps)
         n_rps=$(get http nginx "$conns" rps)
         d_p99=$(get http direct "$conns" p99_us)
-        for c in direct nginx gateway invalid_token no_auth forged; do
+        for c in direct nginx gateway invalid_token no_auth forged floor; do
             rps=$(get http "$c" "$conns" rps)
             p50=$(get http "$c" "$conns" p50_us)
             p99=$(get http "$c" "$conns" p99_us)
@@ -79,6 +79,7 @@ label() {
         invalid_token) echo "(d) gateway, invalid token → 401" ;;
         forged) echo "(f) gateway, a new forgery each request → 401" ;;
         no_auth) echo "(e) gateway, auth_required: false" ;;
+        floor) echo "(g) bench-floor: actix-web + the gateway's backend client, nothing else" ;;
         *) echo "$1" ;;
     esac
 }
@@ -132,6 +133,8 @@ targets_table() {
     echo "| rejection (bad signature → 401) ≥ 0.5 × nginx at 32 connections | $rej32 × | $(verdict "$rej32" '>=' 0.5) |"
     echo "| rejection (bad signature → 401) ≥ 0.5 × nginx at 256 connections | $rej256 × | $(verdict "$rej256" '>=' 0.5) |"
     echo "| (for the record, not a target) a new forgery each request, ÷ nginx at 32 / 256 connections | $(calc '%.2f' 'a / b' "$(get http forged 32 rps)" "$(get http nginx 32 rps)") × / $(calc '%.2f' 'a / b' "$(get http forged 256 rps)" "$(get http nginx 256 rps)") × | |"
+    echo "| (for the record, not a target) the floor (g) ÷ nginx at 32 / 256 connections: the ceiling of this stack | $(calc '%.2f' 'a / b' "$(get http floor 32 rps)" "$(get http nginx 32 rps)") × / $(calc '%.2f' 'a / b' "$(get http floor 256 rps)" "$(get http nginx 256 rps)") × | |"
+    echo "| (for the record, not a target) gateway (c) ÷ floor (g) at 32 / 256 connections: the gateway's own work | $(calc '%.2f' 'a / b' "$(get http gateway 32 rps)" "$(get http floor 32 rps)") × / $(calc '%.2f' 'a / b' "$(get http gateway 256 rps)" "$(get http floor 256 rps)") × | |"
     echo "| added p99 over direct ≤ 1 ms at 32 connections | $addp99 ms | $(verdict "$addp99" '<=' 1) |"
     echo "| added SSE event latency ≤ 1 ms (p50, 1 stream) | $sse_add ms | $(verdict "$sse_add" '<=' 1) |"
     # Judged on 10,000 streams: measured when all opened, else extrapolated per stream.
@@ -144,6 +147,7 @@ targets_table() {
     else
         echo "| 10,000 open SSE streams ≤ 128 MiB RSS | $hold_rss MiB with $(calc '%.0f' a "$opened") open; ≈ $at10k MiB at 10,000 (extrapolated) | $(verdict "$at10k" '<=' 128) |"
     fi
+    echo "| (for the record, not a target) the same streams through the floor (g) | $(mib "$(get hold floor "$STREAMS" rss_open_kib)") MiB with $(calc '%.0f' a "$(get hold floor "$STREAMS" opened)") open | |"
     echo "| idle RSS ≤ 20 MiB | $idle MiB | $(verdict "$idle" '<=' 20) |"
     echo "| start to first request ≤ 200 ms (median) | $(calc '%.1f' a "$start") ms | $(verdict "$start" '<=' 200) |"
     echo "| ≥ 10,000 refresh rotations/s on memory | $rot_mem /s | $(verdict "$rot_mem" '>=' 10000) |"
@@ -154,7 +158,7 @@ bottleneck_check() {
     local conns d best c v ok=yes
     for conns in $CONNS; do
         d=$(get http direct "$conns" rps)
-        for c in nginx gateway invalid_token forged no_auth; do
+        for c in nginx gateway invalid_token forged no_auth floor; do
             v=$(get http "$c" "$conns" rps)
             [[ -n $d && -n $v ]] && awk -v d="$d" -v v="$v" 'BEGIN { exit !(v > d) }' && ok="no ($c at $conns connections)"
         done
@@ -193,13 +197,16 @@ $(targets_table)
 ## 1. Proxied \`tools/call\` (1 KiB JSON-RPC POST, plain JSON answer)
 
 wrk ($(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)), ${DURATION} s per run, $ROUNDS rounds; each figure is the median over the
-rounds, and the six targets alternate within each round (the order rotates per round).
+rounds, and the seven targets alternate within each round (the order rotates per round).
 Ratios: × nginx = req/s ÷ nginx's req/s; × direct = req/s ÷ direct req/s. A 401 counts as
 non-2xx in rows (d) and (f); that is the expected answer there. Row (d) sends one valid token
 with its last signature characters changed, again and again (a client stuck on a corrupted
 token: the gateway checks the signature once and then remembers the refusal); row (f) sends a
 new forgery with every request (wrk's Lua builds each one, which costs the load generator
-too), so each one costs the gateway a full ECDSA check.
+too), so each one costs the gateway a full ECDSA check. Row (g) is \`bench-floor\`
+(bench/floor.rs): actix-web configured as the gateway is, forwarding with the gateway's own
+backend client (hyper-util's pool) and nothing else: no token, header rules, audit trail,
+metrics or routing. It is the most any gateway built from these parts could do.
 
 $(http_table)
 
@@ -217,6 +224,8 @@ Open streams through the gateway (\`bench-sse hold\`, each stream authenticated 
 event, then kept open): $(calc '%.0f' a "$opened") of $STREAMS opened in $(get hold gateway "$STREAMS" open_secs) s,
 $(calc '%.0f' a "$(get hold gateway "$STREAMS" failed)") failed. Gateway VmRSS: before $(mib "$before_kib") MiB, with the streams
 open $(mib "$hold_kib") MiB (≈ $per_stream KiB per stream), after they closed $(mib "$(get hold gateway "$STREAMS" rss_after_close_kib)") MiB.
+The same streams through \`bench-floor\` (row (g) above): before $(mib "$(get hold floor "$STREAMS" rss_before_kib)") MiB, with the streams open
+$(mib "$(get hold floor "$STREAMS" rss_open_kib)") MiB (≈ $(calc '%.1f' '(a - b) / c' "$(get hold floor "$STREAMS" rss_open_kib)" "$(get hold floor "$STREAMS" rss_before_kib)" "$(get hold floor "$STREAMS" opened)") KiB per stream): what actix-web's connection and hyper's together hold.
 ${STREAMS_NOTE:-}
 
 ## 3. Token endpoint

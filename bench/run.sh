@@ -97,6 +97,7 @@ build() {
     [[ $PROFILE == release ]] && flag=(--release)
     log "cargo build ${flag[*]} (gateway + bench helpers)"
     cargo build "${flag[@]}" --bin mcp-gateway --example bench-backend --example bench-sse --example bench-oauth \
+        --example bench-floor \
         >"$WORK/build.log" 2>&1 || { tail -30 "$WORK/build.log" >&2; die "build failed"; }
 }
 
@@ -150,6 +151,15 @@ start_nginx() {
     wait_http "http://127.0.0.1:$NGINX_PORT/health" "$NGINX_PID" ||
         die "nginx did not start: $(cat "$prefix/error.log" "$prefix/out.log" 2>/dev/null)"
     log "nginx on $NGINX_PORT"
+}
+
+start_floor() { # bench-floor (bench/floor.rs): actix-web + the gateway's backend client, nothing else
+    FLOOR_PORT=$(free_port)
+    "$(EX bench-floor)" --port "$FLOOR_PORT" --backend "http://127.0.0.1:$BACKEND_PORT" >"$WORK/floor.log" 2>&1 &
+    FLOOR_PID=$!
+    PIDS+=("$FLOOR_PID")
+    wait_http "http://127.0.0.1:$FLOOR_PORT/health" "$FLOOR_PID" || die "bench-floor did not start: $(cat "$WORK/floor.log")"
+    log "floor on $FLOOR_PORT"
 }
 
 gateway_config() { # storage kind -> path of the config file
@@ -223,10 +233,13 @@ bench_http() {
     local r conns i cases
     local -A url token pid
     url=([direct]="http://127.0.0.1:$BACKEND_PORT/mcp" [nginx]="http://127.0.0.1:$NGINX_PORT/mcp"
-        [gateway]="$GW/echo/mcp" [invalid_token]="$GW/echo/mcp" [forged]="$GW/echo/mcp" [no_auth]="$GW/open/mcp")
-    token=([direct]="" [nginx]="" [gateway]="$TOKEN" [invalid_token]="$INVALID_TOKEN" [forged]="$TOKEN" [no_auth]="")
-    pid=([direct]="" [nginx]="" [gateway]="$GW_PID" [invalid_token]="$GW_PID" [forged]="$GW_PID" [no_auth]="$GW_PID")
-    cases=(direct nginx gateway invalid_token no_auth forged)
+        [gateway]="$GW/echo/mcp" [invalid_token]="$GW/echo/mcp" [forged]="$GW/echo/mcp" [no_auth]="$GW/open/mcp"
+        [floor]="http://127.0.0.1:$FLOOR_PORT/mcp")
+    token=([direct]="" [nginx]="" [gateway]="$TOKEN" [invalid_token]="$INVALID_TOKEN" [forged]="$TOKEN" [no_auth]=""
+        [floor]="")
+    pid=([direct]="" [nginx]="" [gateway]="$GW_PID" [invalid_token]="$GW_PID" [forged]="$GW_PID" [no_auth]="$GW_PID"
+        [floor]="")
+    cases=(direct nginx gateway invalid_token no_auth forged floor)
     log "warm-up"
     for i in "${cases[@]}"; do
         BENCH_TOKEN=${token[$i]} wrk -t2 -c32 -d1s -s bench/wrk/post.lua "${url[$i]}" >/dev/null 2>&1 || true
@@ -268,6 +281,12 @@ bench_hold() {
     line=$("$(EX bench-sse)" hold --url "$GW/hold/mcp" --token "$HOLD_TOKEN" --streams "$STREAMS" \
         --pid "$GW_PID" --hold-secs 5 --timeout-secs 120) || die "bench-sse hold failed"
     record_result hold gateway "$STREAMS" "$line"
+    log "  $line"
+    # The same streams through bench-floor: what actix-web and the backend client alone hold.
+    log "opening $STREAMS SSE streams through bench-floor"
+    line=$("$(EX bench-sse)" hold --url "http://127.0.0.1:$FLOOR_PORT/hold" --token "" --streams "$STREAMS" \
+        --pid "$FLOOR_PID" --hold-secs 5 --timeout-secs 120) || die "bench-sse hold (floor) failed"
+    record_result hold floor "$STREAMS" "$line"
     log "  $line"
 }
 
@@ -322,6 +341,7 @@ main() {
     start_backend
     bench_startup
     start_nginx
+    start_floor
     start_gateway memory
     record process gateway memory idle_rss_kib "$(rss_kib "$GW_PID")"
     TOKEN=$("$(EX bench-oauth)" token --gateway "$GW" --service echo) || die "no token (echo)"
@@ -350,6 +370,7 @@ main() {
         log "Redis backend not on this branch or Redis not reachable: token benchmarks on memory only"
     fi
     stop "$NGINX_PID"
+    stop "$FLOOR_PID"
     stop "$BACKEND_PID"
     # shellcheck source=bench/report.sh
     source "$ROOT/bench/report.sh"
