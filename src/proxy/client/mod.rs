@@ -12,8 +12,8 @@
 //!   request without a body whose method is idempotent (RFC 9110 §9.2.2).
 //! - The pool: idle connections are kept [`IDLE_KEEP_ALIVE`] and reaped by hyper-util's timer;
 //!   one the backend closed is dropped as soon as its connection task reads the close (no
-//!   `CLOSE_WAIT`); `TCP_NODELAY`, immediate ACKs ([`quickack`]) and TCP keepalive on every
-//!   connection, so an event stream
+//!   `CLOSE_WAIT`); `TCP_NODELAY`, immediate ACKs while an answer is still coming
+//!   ([`quickack`]) and TCP keepalive on every connection, so an event stream
 //!   from a host that vanished ends; bounded connect time and head size.
 
 mod backend_url;
@@ -230,7 +230,8 @@ fn build_request(
 
 /// The response head in actix's types and the body stream.
 fn into_parts(res: http::Response<hyper::body::Incoming>) -> (ResponseHead, ResponseBody) {
-    let (parts, body) = res.into_parts();
+    let (mut parts, body) = res.into_parts();
+    let ack = parts.extensions.remove::<quickack::AckNow>();
     let status = StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut headers = HeaderMap::with_capacity(parts.headers.len());
     for (name, value) in &parts.headers {
@@ -240,7 +241,7 @@ fn into_parts(res: http::Response<hyper::body::Incoming>) -> (ResponseHead, Resp
         }
     }
     let body_length = body.size_hint().exact();
-    (ResponseHead { status, headers, body_length }, ResponseBody(body))
+    (ResponseHead { status, headers, body_length }, ResponseBody { body, ack })
 }
 
 /// A failed exchange as the log should tell it.
