@@ -11,7 +11,9 @@
 //! response body ([`super::ResponseBody`]), whenever it has to wait for the backend. Each
 //! connection hands out an [`AckNow`] (in every response's extensions, through hyper-util's
 //! connection metadata); [`AckNow::request`] wakes the connection's task, whose next read sets
-//! `TCP_QUICKACK`, which sends the pending ACK now.
+//! `TCP_QUICKACK`, which sends the pending ACK now. Not covered: a backend that splits the
+//! response *head* itself over several small writes with Nagle on (the body is not there to
+//! ask yet); the servers MCP backends run on write a head in one piece.
 
 use std::future::Future;
 use std::io;
