@@ -38,7 +38,7 @@ pub struct QuickAckConnector(pub HttpConnector);
 /// A backend TCP connection that ACKs what it has received at once when asked.
 pub struct QuickAck {
     io: TokioIo<TcpStream>,
-    ack: Arc<Wanted>,
+    ack: AckNow,
 }
 
 /// Asks one backend connection to ACK what it has received, now: for a response body that is
@@ -76,7 +76,7 @@ impl tower_service::Service<http::Uri> for QuickAckConnector {
         let connecting = self.0.call(uri);
         Box::pin(async move {
             let io = connecting.await?;
-            Ok(QuickAck { io, ack: Arc::default() })
+            Ok(QuickAck { io, ack: AckNow(Arc::default()) })
         })
     }
 }
@@ -87,13 +87,13 @@ impl Read for QuickAck {
         cx: &mut Context<'_>,
         buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        if self.ack.wanted.swap(false, Ordering::Acquire) {
+        if self.ack.0.wanted.swap(false, Ordering::Acquire) {
             // A failure only loses the early ACK; the delayed one still comes.
             let _ = socket2::SockRef::from(self.io.inner()).set_tcp_quickack(true);
         }
         let polled = Pin::new(&mut self.io).poll_read(cx, buf);
         if polled.is_pending() {
-            self.ack.reader.register(cx.waker());
+            self.ack.0.reader.register(cx.waker());
         }
         polled
     }
@@ -128,6 +128,6 @@ impl Write for QuickAck {
 impl Connection for QuickAck {
     fn connected(&self) -> Connected {
         // hyper-util puts a clone of it in the extensions of every response on the connection.
-        self.io.connected().extra(AckNow(self.ack.clone()))
+        self.io.connected().extra(self.ack.clone())
     }
 }
