@@ -2,7 +2,9 @@
 //! server configured as the gateway's (`TCP_NODELAY` on accepted connections, half-closed
 //! clients dropped, one worker per core, mimalloc) whose one handler forwards every request
 //! to one backend with the gateway's backend client (`mcp_gateway::proxy::client`: hyper-util's
-//! pool, `TCP_QUICKACK`, TCP keepalive) and streams the answer back. No token, no header rules,
+//! pool, `TCP_QUICKACK`, TCP keepalive) and streams the answer back. The client's headers are
+//! copied both ways as the gateway copies them (`proxy::headers`: hop-by-hop ones dropped, as
+//! any proxy must); nothing else: no token, no forwarding or `x-user-*` headers,
 //! no audit trail, no metrics, no routing beyond one default service.
 //!
 //! `bench/run.sh` measures it beside nginx and the gateway: its throughput is the ceiling of
@@ -21,9 +23,9 @@ use std::net::TcpListener;
 use std::rc::Rc;
 
 use actix_web::body::SizedStream;
-use actix_web::http::header::HeaderMap;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use mcp_gateway::proxy::client::{self, BackendUrl, Client, RequestBody, TlsOptions};
+use mcp_gateway::proxy::headers;
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -85,7 +87,7 @@ async fn forward(req: HttpRequest, body: web::Bytes, backend: web::Data<Backend>
         return HttpResponse::BadGateway().body("bad backend URL");
     };
     let mut headers = http::HeaderMap::with_capacity(req.headers().len());
-    copy(req.headers(), &mut headers);
+    headers::copy_request_headers(req.headers(), &mut headers);
     let request = client::Request { method: req.method(), query: req.query_string(), headers };
     let body = match body.is_empty() {
         true => RequestBody::None,
@@ -99,31 +101,11 @@ async fn forward(req: HttpRequest, body: web::Bytes, backend: web::Data<Backend>
         Err(failure) => return HttpResponse::BadGateway().body(failure.err.to_string()),
     };
     let mut res = HttpResponse::build(head.status);
-    for (name, value) in &head.headers {
-        if name != "content-length" && name != "transfer-encoding" && name != "connection" {
-            res.append_header((name.clone(), value.clone()));
-        }
+    for (name, value) in headers::response_headers(&head.headers) {
+        res.append_header((name.clone(), value.clone()));
     }
     match head.body_length {
         Some(len) => res.body(SizedStream::new(len, body)),
         None => res.streaming(body),
-    }
-}
-
-/// The request head minus hop-by-hop and framing headers (hyper adds `Host` and the length).
-fn copy(incoming: &HeaderMap, out: &mut http::HeaderMap) {
-    for (name, value) in incoming {
-        let name = name.as_str();
-        if matches!(
-            name,
-            "host" | "connection" | "keep-alive" | "content-length" | "transfer-encoding" | "te"
-        ) {
-            continue;
-        }
-        if let (Ok(name), Ok(value)) =
-            (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_bytes(value.as_bytes()))
-        {
-            out.append(name, value);
-        }
     }
 }

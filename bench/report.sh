@@ -205,8 +205,9 @@ token: the gateway checks the signature once and then remembers the refusal); ro
 new forgery with every request (wrk's Lua builds each one, which costs the load generator
 too), so each one costs the gateway a full ECDSA check. Row (g) is \`bench-floor\`
 (bench/floor.rs): actix-web configured as the gateway is, forwarding with the gateway's own
-backend client (hyper-util's pool) and nothing else: no token, header rules, audit trail,
-metrics or routing. It is the most any gateway built from these parts could do.
+backend client (hyper-util's pool), headers copied as the gateway copies them, and nothing
+else: no token, forwarding or \`x-user-*\` headers, audit trail, metrics or routing. It is
+the most any gateway built from these parts could do.
 
 $(http_table)
 
