@@ -123,13 +123,27 @@ pub struct Bao {
 }
 
 impl Bao {
-    /// Starts one on a free port and waits until it reports healthy.
+    /// Starts one on a free port and waits until it reports healthy. A server that exits at
+    /// once (its port, or the cluster port above it, taken by a concurrent test in between) is
+    /// started again on another port.
     pub async fn start() -> Self {
-        Self::start_on(free_port()).await
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match Self::try_start_on(free_port()).await {
+                Ok(bao) => return bao,
+                Err(why) if tries < 3 => eprintln!("OpenBao did not start ({why}); another port"),
+                Err(why) => panic!("OpenBao dev server did not start: {why}"),
+            }
+        }
     }
 
     /// Starts one on `port` (to restart a server where a client expects it).
     pub async fn start_on(port: u16) -> Self {
+        Self::try_start_on(port).await.unwrap_or_else(|why| panic!("OpenBao dev server did not start: {why}"))
+    }
+
+    async fn try_start_on(port: u16) -> Result<Self, String> {
         let bin = std::env::var("BAO_BIN").unwrap_or_else(|_| "bao".into());
         let child = Command::new(&bin)
             .args(["server", "-dev"])
@@ -141,13 +155,18 @@ impl Bao {
             .unwrap_or_else(|e| {
                 panic!("cannot run `{bin}` ({e}): OpenBao is needed for the Vault tests; run scripts/test-services.sh (or set BAO_BIN)")
             });
-        let bao = Bao { child, port };
+        let mut bao = Bao { child, port };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok((200, _)) = bao.api("GET", "/v1/sys/health", None).await {
-                return bao;
+                return Ok(bao);
             }
-            assert!(Instant::now() < deadline, "OpenBao dev server did not become healthy");
+            if let Ok(Some(status)) = bao.child.try_wait() {
+                return Err(format!("it exited ({status}) on port {port}"));
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("not healthy within 30 s on port {port}"));
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
